@@ -1,0 +1,77 @@
+"""A stand-in for vLLM's OpenAI server, for fast tests of plumbing and readiness edge cases.
+
+It accepts vLLM-style flags (only --model, --served-model-name, --host and --port matter) and serves
+/health, /v1/models, /v1/completions and /metrics. Environment knobs:
+FAKE_HEALTH_DELAY (seconds before /health answers 200), FAKE_COMPLETION_STATUS (HTTP status of
+completions), FAKE_EXIT_CODE (exit at once with this status), FAKE_ARGV_FILE (write argv as JSON).
+Real end-to-end tests use the real CPU vLLM instead.
+"""
+
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def _arg(name, default=None):
+    argv = sys.argv[1:]
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def main():
+    if os.environ.get("FAKE_ARGV_FILE"):
+        with open(os.environ["FAKE_ARGV_FILE"], "w") as handle:
+            json.dump(sys.argv[1:], handle)
+    if os.environ.get("FAKE_EXIT_CODE"):
+        print("fake vllm: failing at start-up as asked", flush=True)
+        sys.exit(int(os.environ["FAKE_EXIT_CODE"]))
+    served = _arg("--served-model-name") or _arg("--model") or "fake"
+    started = time.monotonic()
+    delay = float(os.environ.get("FAKE_HEALTH_DELAY", "0"))
+    completion_status = int(os.environ.get("FAKE_COMPLETION_STATUS", "200"))
+    key = os.environ.get("VLLM_API_KEY")
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, status, body):
+            data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorised(self):
+            return not key or self.headers.get("Authorization") == f"Bearer {key}"
+
+        def do_GET(self):
+            if self.path == "/health":
+                self._send(200 if time.monotonic() - started >= delay else 503, {})
+            elif self.path == "/metrics":
+                self._send(200, b'vllm:num_requests_running{engine="0",model_name="%s"} 0.0\n' % served.encode())
+            elif self.path == "/v1/models":
+                if not self._authorised():
+                    return self._send(401, {"error": "unauthorised"})
+                self._send(200, {"object": "list", "data": [{"id": served, "object": "model"}]})
+            else:
+                self._send(404, {})
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            self.rfile.read(length)
+            if not self._authorised():
+                return self._send(401, {"error": "unauthorised"})
+            if self.path == "/v1/completions" and completion_status == 200:
+                self._send(200, {"choices": [{"index": 0, "text": " hi"}], "usage": {"completion_tokens": 1}})
+            else:
+                self._send(completion_status, {"error": "engine dead"})
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((_arg("--host", "127.0.0.1"), int(_arg("--port"))), Handler)
+    print(f"fake vllm serving {served} on port {_arg('--port')}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

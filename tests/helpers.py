@@ -1,0 +1,42 @@
+"""Helpers shared by the tests (import them with ``from helpers import ...``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE_VLLM = REPO / "tests" / "fakes" / "fake_vllm.py"
+BIN = Path(sys.executable).parent
+
+
+def fake_command() -> str:
+    """``--set`` value that makes the server command the fake vLLM."""
+    return "server.command=" + json.dumps([sys.executable, str(FAKE_VLLM)])
+
+
+def vlaunch(*args, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
+    """Run the real `vlaunch` executable (exit codes, stderr and absence of tracebacks are then real)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(BIN / "vlaunch"), *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, input=input)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A failure reported as one line on stderr, with no traceback, and a non-zero exit."""
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def live_group_members(pgid: str) -> list[str]:
+    """Live (non-zombie) processes of a process group on this machine."""
+    out = subprocess.run(["ps", "-e", "-o", "pgid=,pid=,stat="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()
+            if line.split()[0] == str(pgid) and not line.split()[2].startswith("Z")]

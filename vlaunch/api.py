@@ -1,0 +1,277 @@
+"""The Python API: the operations the CLI offers, for scripts and tests.
+
+    >>> from vlaunch import api
+    >>> job = api.up("cpu-tiny", "local", model="/models/tiny")   # waits until really ready
+    >>> api.down(job.name)
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from .backend import Backend, JobSpec
+from .config.flags import vllm_flags
+from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate_options
+from .errors import ConfigError, NotReady, SubmitError, VlaunchError
+from .paths import state_dir
+from .plugins import PluginHost, get_host
+from .readiness import Readiness, StageEvent
+from .registry import JobRecord, Registry, now_iso
+from .script import launch_line
+from .session import JobSession, make_transport, refresh_many
+from .states import JobState
+from .transport import Transport
+
+__all__ = ["Overrides", "Prepared", "prepare", "render", "up", "status", "down", "logs", "session_for", "forget"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass
+class Overrides:
+    """Command-line settings, the top layer: ``--set``, ``--model``, ``--port``, free-form vLLM flags."""
+
+    sets: list[str] = field(default_factory=list)
+    model: str | None = None
+    port: str | None = None
+    vllm_args: list[str] = field(default_factory=list)
+
+    def layer(self) -> Layer:
+        """As a config layer."""
+        return cli_layer(self.sets, self.model, self.port, self.vllm_args)
+
+
+@dataclass
+class Prepared:
+    """A resolved profile on a chosen backend: what ``render`` shows and ``up`` starts."""
+
+    resolved: Resolved
+    backend: Backend
+    options: object
+    host: PluginHost
+
+    @property
+    def profile(self):
+        """The resolved :class:`~vlaunch.config.Profile`."""
+        return self.resolved.profile
+
+    def transport_spec(self, via: str | None) -> dict:
+        """Where the job's commands run: the backend's own choice (ssh), ``via`` a login node, or here."""
+        own = getattr(self.backend, "transport_spec", None)
+        spec = own(self.options) if own else None
+        if spec and via:
+            raise ConfigError(f"backend {self.backend.name} chooses its own host; --via does not apply")
+        return spec or ({"kind": "ssh", "host": via} if via else {"kind": "local"})
+
+    def job(self, name: str, run_dir: str) -> JobSpec:
+        """The job to render or submit."""
+        return JobSpec(name, self.resolved.name, self.profile, self.options, run_dir)
+
+    def script(self, job: JobSpec) -> str:
+        """The rendered job script."""
+        return self.host.hook.vlaunch_render_script(backend=self.backend, job=job)
+
+
+def prepare(profile: str, backend: str, overrides: Overrides | None = None, host: PluginHost | None = None) -> Prepared:
+    """Resolve ``profile`` for ``backend`` through every layer, let site plugins amend it, validate it."""
+    host = host or get_host()
+    backend_obj = host.backend(backend)
+    resolved = resolve_profile(profile, (overrides or Overrides()).layer())
+    host.hook.vlaunch_amend_config(profile=resolved.profile, backend=backend)
+    options = validate_options(resolved, backend, backend_obj.options_model)
+    return Prepared(resolved, backend_obj, options, host)
+
+
+def _run_root(prepared: Prepared, transport: Transport) -> str:
+    root = prepared.profile.run_root
+    if root:
+        return root if not root.startswith("~/") else f"{transport.home()}/{root[2:]}"
+    if transport.kind == "local":
+        return str(state_dir() / "runs")
+    return f"{transport.home()}/.vlaunch/runs"
+
+
+def render(profile: str = "default", backend: str = "local", overrides: Overrides | None = None,
+           name: str | None = None, run_root: str | None = None) -> str:
+    """The exact job script ``up`` would start; nothing is launched. Byte-stable for the same inputs."""
+    prepared = prepare(profile, backend, overrides)
+    name = _check_name(name or profile)
+    root = run_root or prepared.profile.run_root or str(state_dir() / "runs")
+    return prepared.script(prepared.job(name, f"{root.rstrip('/')}/{name}"))
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ConfigError(f"job name {name!r}: use letters, digits, '.', '_' and '-' (at most 64)")
+    return name
+
+
+def _check_port_free(prepared: Prepared, transport: Transport) -> None:
+    port, bind = prepared.profile.server.port, prepared.profile.server.host
+    if port == "auto" or transport.kind != "local" or prepared.backend.name != "local":
+        return
+    with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET) as sock:
+        try:
+            sock.bind((bind, port))
+        except OSError as exc:
+            raise ConfigError(f"port {port} on {bind} is not free ({exc.strerror}); choose another or use --port auto") from None
+
+
+def _check_vllm_flags(prepared: Prepared) -> None:
+    from .vllm_args import check_flags, vllm_available
+
+    if vllm_available():
+        check_flags(prepared.profile.server.model or "model", vllm_flags(prepared.profile.vllm))
+
+
+def up(profile: str, backend: str = "local", overrides: Overrides | None = None, *, name: str | None = None,
+       via: str | None = None, wait: bool = True, timeout: float | None = None, check_flags: bool = True,
+       keep_on_failure: bool = False, progress: Callable[[StageEvent], None] | None = None,
+       registry: Registry | None = None) -> JobRecord:
+    """Resolve, render, submit and (unless ``wait=False``) wait until the server really answers.
+
+    On a timeout or an interrupt while waiting, the job is cancelled unless ``keep_on_failure``;
+    its record stays in the registry in every case.
+    """
+    prepared = prepare(profile, backend, overrides)
+    if not prepared.profile.server.model:
+        raise ConfigError(f"profile {profile!r} names no model: pass --model or set server.model")
+    if check_flags:
+        _check_vllm_flags(prepared)
+    registry = registry or Registry()
+    transport = make_transport(prepared.host, prepared.transport_spec(via))
+    try:
+        _check_port_free(prepared, transport)
+        session = _submit(prepared, registry, transport, _check_name(name) if name else registry.new_name(profile))
+        if wait:
+            _wait(session, timeout, keep_on_failure, progress)
+        return session.record
+    finally:
+        transport.close()
+
+
+def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str) -> JobSession:
+    job = prepared.job(name, f"{_run_root(prepared, transport)}/{name}")
+    script = prepared.script(job)
+    record = JobRecord(name=name, backend=prepared.backend.name, profile=prepared.resolved.name,
+                       transport=transport.describe(), run_dir=job.run_dir,
+                       config=prepared.profile.model_dump(mode="json"), command=launch_line(job),
+                       served_model_name=prepared.profile.server.name_for_clients)
+    registry.create(record)
+    session = JobSession(prepared.host, registry, record, transport)
+    try:
+        if prepared.profile.server.api_key:
+            key = secrets.token_urlsafe(24)
+            registry.store_key(name, key)
+            transport.write_file(job.path("api_key"), key + "\n", mode=0o600)
+        script_path = job.path("job.sh")
+        transport.write_file(script_path, script, mode=0o700)
+        record.native_id = prepared.host.hook.vlaunch_submit(backend=prepared.backend, job=job,
+                                                            script_path=script_path, transport=transport)
+    except VlaunchError as exc:
+        record.state, record.reason = JobState.FAILED, str(exc)
+        registry.save(record)
+        raise SubmitError(str(exc)) from None
+    record.state = JobState.PENDING
+    registry.save(record)
+    return session
+
+
+def _wait(session: JobSession, timeout: float | None, keep: bool, progress) -> None:
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        Readiness(session, progress, deadline).run()
+    except (NotReady, KeyboardInterrupt) as exc:
+        if not keep:
+            session.cancel()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        suffix = "" if keep else "; the job was cancelled (use --keep-on-failure to keep it)"
+        raise NotReady(f"{exc}{suffix}") from None
+    session.record.ready_at = now_iso()
+    session.registry.save(session.record)
+
+
+def session_for(name: str, registry: Registry | None = None) -> JobSession:
+    """A session for a stored job (connects its transport)."""
+    registry = registry or Registry()
+    record = registry.get(name)
+    host = get_host()
+    return JobSession(host, registry, record, make_transport(host, record.transport))
+
+
+def status(names: list[str] | None = None, registry: Registry | None = None,
+           refresh: bool = True) -> tuple[list[JobRecord], list[str]]:
+    """Records of the named jobs (all when None), refreshed in batches; plus one line per problem."""
+    registry = registry or Registry()
+    if names:
+        records, problems = [registry.get(n) for n in names], []
+    else:
+        records, problems = registry.all()
+    if refresh:
+        host, transports = get_host(), {}
+
+        def transport_for(spec: dict) -> Transport:
+            key = tuple(sorted(spec.items()))
+            if key not in transports:
+                transports[key] = make_transport(host, spec)
+            return transports[key]
+
+        try:
+            problems += refresh_many(host, registry, records, transport_for)
+        finally:
+            for transport in transports.values():
+                transport.close()
+    return records, problems
+
+
+def down(name: str, registry: Registry | None = None, forget_job: bool = False) -> JobRecord:
+    """Stop job ``name`` and confirm it is gone; ``forget_job`` also drops its record."""
+    registry = registry or Registry()
+    session = session_for(name, registry)
+    try:
+        if not session.record.state.is_final:
+            session.cancel()
+    finally:
+        session.transport.close()
+    if forget_job:
+        registry.remove(name)
+    return session.record
+
+
+def forget(name: str, registry: Registry | None = None) -> None:
+    """Drop a job's record; refuses while the job may still run."""
+    registry = registry or Registry()
+    record = registry.get(name)
+    if not record.state.is_final:
+        raise VlaunchError(f"job {name} is {record.state.value}; run `vlaunch down {name}` first")
+    registry.remove(name)
+
+
+def logs(name: str, follow: bool = False, registry: Registry | None = None,
+         interval: float = 0.5) -> Iterator[bytes]:
+    """The server log of job ``name``; with ``follow``, new bytes as they come until the job ends."""
+    session = session_for(name, registry)
+    offset = 0
+    try:
+        while True:
+            chunk = session.read_log(offset)
+            offset += len(chunk)
+            if chunk:
+                yield chunk
+            if not follow:
+                return
+            if not chunk and session.refresh().state.is_final:
+                tail = session.read_log(offset)
+                if tail:
+                    yield tail
+                return
+            if not chunk:
+                time.sleep(interval)
+    finally:
+        session.transport.close()

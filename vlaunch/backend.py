@@ -1,0 +1,236 @@
+"""What a backend is: a name, an options model, and small pure pieces the core runs.
+
+Two bases cover the built-in backends, and most third-party ones:
+
+* :class:`ProcessBackend` starts the job script as a detached process group on the target
+  (``local`` over the local transport, ``ssh`` over SSH);
+* :class:`BatchBackend` hands the job script to a scheduler; a subclass only builds commands
+  and parses their output (``slurm``, ``pbs``).
+
+The core (``vlaunch.lifecycle``) runs every command through a :class:`~vlaunch.transport.Transport`;
+backends never execute anything themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import CommandNotFound, SubmitError, TransportError
+from .states import JobState, JobStatus
+
+if TYPE_CHECKING:
+    from .config.model import Profile
+    from .registry import JobRecord
+    from .transport import Transport
+
+__all__ = ["BackendOptions", "JobSpec", "Backend", "ProcessBackend", "BatchBackend"]
+
+
+class BackendOptions(BaseModel):
+    """Base of every backend's options model (the profile's ``[backend.NAME]`` table): unknown keys fail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to render and start one job."""
+
+    name: str
+    profile_name: str
+    profile: Profile
+    options: BaseModel
+    run_dir: str
+
+    def path(self, leaf: str) -> str:
+        """A file in the job's run directory on the target."""
+        return f"{self.run_dir.rstrip('/')}/{leaf}"
+
+
+class Backend(ABC):
+    """Base of all backends. Subclasses set ``name``, ``options_model`` and implement the lifecycle."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    options_model: ClassVar[type[BackendOptions]] = BackendOptions
+    #: A template file shipped beside the backend's module, or None for the core's plain one.
+    template: ClassVar[str | None] = None
+    #: Where the commands this backend needs come from, for "command not found" messages.
+    install_hint: ClassVar[str] = ""
+
+    def directives(self, job: JobSpec) -> list[str]:
+        """Scheduler directive lines for the top of the script (none by default)."""
+        return []
+
+    def server_block(self, job: JobSpec) -> str | None:
+        """Replace the core's single-node server block (multi-node launches); None keeps the core's."""
+        return None
+
+    @abstractmethod
+    def submit(self, job: JobSpec, script_path: str, transport: Transport) -> str:
+        """Start or queue the written script and return the native job id (pid, scheduler id)."""
+
+    @abstractmethod
+    def poll(self, jobs: Sequence[JobRecord], transport: Transport) -> dict[str, JobStatus]:
+        """Observe many jobs at once; return a status for each job name it could observe."""
+
+    @abstractmethod
+    def cancel(self, job: JobRecord, transport: Transport) -> None:
+        """Stop the job; return once it is confirmed gone (idempotent for ended jobs)."""
+
+    def options_for(self, job: JobRecord) -> BaseModel:
+        """This backend's options as stored with a job's resolved profile."""
+        return self.options_model.model_validate(job.config.get("backend", {}).get(self.name, {}))
+
+    def _run(self, transport: Transport, argv: list[str], timeout: float = 60.0):
+        try:
+            return transport.run(argv, timeout=timeout)
+        except CommandNotFound:
+            hint = f" ({self.install_hint})" if self.install_hint else ""
+            raise CommandNotFound(f"backend {self.name} needs `{argv[0]}` on the target, which has none{hint}") from None
+
+
+def _final_from_marker(job: JobRecord, transport: Transport) -> JobStatus:
+    """The job's own exit marker (written by the script) tells how a job that left the scheduler ended."""
+    text = transport.read_file(job.path("exit_code"))
+    if job.cancel_requested:
+        return JobStatus(JobState.CANCELLED, "cancelled by vlaunch down")
+    if text is None:
+        return JobStatus(JobState.FAILED, "ended without writing its exit marker (killed?)")
+    try:
+        code = int(text.strip() or b"-1")
+    except ValueError:
+        code = -1
+    if code == 0:
+        return JobStatus(JobState.COMPLETED, "server exited normally", exit_code=0)
+    return JobStatus(JobState.FAILED, f"server exited with status {code}", exit_code=code)
+
+
+class ProcessBackend(Backend):
+    """Runs the script as a detached session on the target; the pid is the process group id."""
+
+    #: Seconds between SIGTERM and SIGKILL, unless the options model has a ``kill_grace`` field.
+    kill_grace: ClassVar[float] = 15.0
+
+    def submit(self, job, script_path, transport):
+        pid = transport.spawn(["bash", script_path], cwd=job.run_dir, log=job.path("launcher.log"))
+        return str(pid)
+
+    def _live_groups(self, transport: Transport) -> dict[str, int]:
+        """Process groups on the target with their count of live (non-zombie) members."""
+        result = self._run(transport, ["ps", "-e", "-o", "pgid=,stat="])
+        groups: dict[str, int] = {}
+        for line in result.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and not parts[1].startswith("Z"):
+                groups[parts[0]] = groups.get(parts[0], 0) + 1
+        return groups
+
+    def poll(self, jobs, transport):
+        live = self._live_groups(transport)
+        out = {}
+        for job in jobs:
+            if job.native_id in live:
+                out[job.name] = JobStatus(JobState.RUNNING, nodes=(job.node or "",) if job.node else ())
+            else:
+                out[job.name] = _final_from_marker(job, transport)
+        return out
+
+    def cancel(self, job, transport):
+        group = f"-{job.native_id}"
+        grace = getattr(self.options_for(job), "kill_grace", self.kill_grace)
+        for signal, wait in (("-TERM", grace), ("-KILL", 5.0)):
+            if job.native_id not in self._live_groups(transport):
+                return
+            self._run(transport, ["kill", signal, "--", group])
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if job.native_id not in self._live_groups(transport):
+                    return
+                time.sleep(0.2)
+        raise TransportError(f"processes of group {job.native_id} survived SIGKILL")
+
+
+class BatchBackend(Backend):
+    """A scheduler backend: subclasses build commands and parse their output; nothing else."""
+
+    #: Native state code -> normalised state; every code the scheduler prints should be here.
+    state_map: ClassVar[dict[str, JobState]] = {}
+
+    @abstractmethod
+    def submit_command(self, job: JobSpec, script_path: str) -> list[str]:
+        """argv that queues ``script_path``."""
+
+    @abstractmethod
+    def parse_job_id(self, stdout: str) -> str:
+        """The job id in the submit command's output."""
+
+    @abstractmethod
+    def status_command(self, job_ids: Sequence[str]) -> list[str]:
+        """argv that reports on all ``job_ids`` in one call."""
+
+    @abstractmethod
+    def parse_status(self, stdout: str) -> dict[str, JobStatus]:
+        """Statuses by job id from the status command's output (ids it does not list are left out)."""
+
+    @abstractmethod
+    def cancel_command(self, job_id: str) -> list[str]:
+        """argv that cancels ``job_id``."""
+
+    def history_command(self, job_ids: Sequence[str]) -> list[str] | None:
+        """argv that reports on jobs that left the live queue (accounting, history), or None."""
+        return None
+
+    def parse_history(self, stdout: str) -> dict[str, JobStatus]:
+        """Statuses by job id from :meth:`history_command` output."""
+        return {}
+
+    def submit(self, job, script_path, transport):
+        result = self._run(transport, self.submit_command(job, script_path))
+        if not result.ok:
+            raise SubmitError(f"{self.name}: the scheduler refused the job: {result.message()}")
+        try:
+            return self.parse_job_id(result.stdout)
+        except (ValueError, IndexError):
+            raise SubmitError(f"{self.name}: cannot find a job id in {result.stdout.strip()!r}") from None
+
+    def poll(self, jobs, transport):
+        by_id = {job.native_id: job for job in jobs if job.native_id}
+        if not by_id:
+            return {}
+        result = self._run(transport, self.status_command(sorted(by_id)))
+        seen = self.parse_status(result.stdout) if result.ok or result.stdout.strip() else {}
+        missing = [i for i in by_id if i not in seen]
+        history_argv = self.history_command(missing) if missing else None
+        if history_argv:
+            try:
+                result = self._run(transport, history_argv)
+                if result.ok:
+                    seen.update({k: v for k, v in self.parse_history(result.stdout).items() if k in by_id})
+            except CommandNotFound:
+                pass
+        out = {}
+        for native_id, job in by_id.items():
+            status = seen.get(native_id)
+            out[job.name] = status if status is not None else _final_from_marker(job, transport)
+        return out
+
+    def cancel(self, job, transport):
+        result = self._run(transport, self.cancel_command(job.native_id))
+        if not result.ok:
+            status = self.poll([job], transport).get(job.name)
+            if status is None or not status.state.is_final:
+                raise SubmitError(f"{self.name}: could not cancel job {job.native_id}: {result.message()}")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = self.poll([job], transport).get(job.name)
+            if status is None or status.state.is_final:
+                return
+            time.sleep(0.5)
+        raise SubmitError(f"{self.name}: job {job.native_id} is still {status.state.value} 60 s after cancelling")

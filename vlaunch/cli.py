@@ -1,0 +1,335 @@
+"""The ``vlaunch`` command line: a thin layer over :mod:`vlaunch.api`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+
+import click
+
+from .errors import VlaunchError
+
+__all__ = ["main", "cli"]
+
+
+def _complete_profiles(ctx, param, incomplete):
+    from .config.layers import available_profiles
+
+    return [name for name in available_profiles() if name.startswith(incomplete)]
+
+
+def _complete_jobs(ctx, param, incomplete):
+    from .registry import Registry
+
+    return [name for name in Registry().names() if name.startswith(incomplete)]
+
+
+def _complete_backends(ctx, param, incomplete):
+    from .plugins import get_host
+
+    return [name for name in get_host().backends if name.startswith(incomplete)]
+
+
+def profile_options(func):
+    """The options that choose and override a profile (shared by ``up`` and ``render``)."""
+    options = [
+        click.option("--profile", "-p", default="default", show_default=True, envvar="VLAUNCH_PROFILE",
+                     shell_complete=_complete_profiles, help="Profile name (see `vlaunch profiles`)."),
+        click.option("--backend", "-b", default="local", show_default=True, envvar="VLAUNCH_BACKEND",
+                     shell_complete=_complete_backends, help="Where to run (see `vlaunch backends`)."),
+        click.option("--model", "-m", help="Model to serve (hub name or path)."),
+        click.option("--port", help='Port, or "auto".'),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override a setting, e.g. vllm.max_num_seqs=256 (repeatable)."),
+        click.option("--vllm-args", default="", metavar="FLAGS", help='Extra vLLM flags as one string, e.g. "--max-num-seqs 256".'),
+        click.option("--name", help="Job name (default: PROFILE-xxxxxx)."),
+        click.argument("extra", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _overrides(model, port, sets, vllm_args, extra):
+    from .api import Overrides
+
+    words = shlex.split(vllm_args) + list(extra)
+    return Overrides(sets=list(sets), model=model, port=port, vllm_args=words)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vlaunch")
+def cli():
+    """Launch vLLM's OpenAI-compatible server with tuned profiles: locally, over SSH, on Slurm or PBS."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@profile_options
+@click.option("--via", metavar="HOST", help="Submit through this SSH host (a cluster's login node).")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the server really answers.")
+@click.option("--timeout", type=float, help="Give up waiting after this many seconds (the job is then cancelled).")
+@click.option("--keep-on-failure", is_flag=True, help="Keep the job running when waiting fails.")
+@click.option("--no-check-flags", is_flag=True, help="Skip checking the flags with the vLLM installed here.")
+@click.option("--json", "json_", is_flag=True, help="Print the job record as JSON.")
+def up(profile, backend, model, port, sets, vllm_args, name, extra, via, wait, timeout, keep_on_failure,
+       no_check_flags, json_):
+    """Start a vLLM server and wait until it is ready; print its endpoint.
+
+    Extra vLLM flags may follow `--`, e.g. `vlaunch up -p turbo -- --max-num-seqs 256`.
+    """
+    from . import api
+
+    progress = None if json_ else _Progress()
+    record = api.up(profile, backend, _overrides(model, port, sets, vllm_args, extra), name=name, via=via,
+                    wait=wait, timeout=timeout, check_flags=not no_check_flags, keep_on_failure=keep_on_failure,
+                    progress=progress)
+    if json_:
+        click.echo(json.dumps(_record_json(record), indent=2))
+        return
+    if not wait:
+        click.echo(f"job {record.name} submitted ({record.backend} id {record.native_id}); "
+                   f"follow it with: vlaunch status {record.name}")
+        return
+    _print_ready(record)
+
+
+def _print_ready(record):
+    from .registry import Registry
+
+    click.echo(f"job {record.name} is ready: {record.endpoint}/v1 (model {record.served_model_name!r})")
+    click.echo(f"log: {record.log_path}")
+    key = Registry().root / f"{record.name}.key"
+    line = f"export OPENAI_BASE_URL={record.endpoint}/v1"
+    if key.exists():
+        line += f' OPENAI_API_KEY="$(cat {shlex.quote(str(key))})"'
+    if record.transport.get("kind") != "local":
+        click.echo(f"the server listens on {record.endpoint} as {record.transport.get('host')} sees it;"
+                   f" reach it from here with: vlaunch tunnel {record.name}")
+    click.echo(line)
+
+
+class _Progress:
+    """Prints readiness stages as they pass (one line each; waiting lines rewrite on a terminal)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.pending = False
+
+    def __call__(self, event):
+        text = f"  {event.stage:<10} {event.status:<8} {event.seconds:6.1f}s  {event.detail}".rstrip()
+        if self.tty and self.pending:
+            click.echo("\r\033[K", nl=False, err=True)
+        if event.status == "waiting" and self.tty:
+            click.echo(text, nl=False, err=True)
+            self.pending = True
+        else:
+            click.echo(text, err=True)
+            self.pending = False
+
+
+@cli.command()
+@profile_options
+@click.option("--run-root", help="Directory for job files in the rendered paths.")
+def render(profile, backend, model, port, sets, vllm_args, name, extra, run_root):
+    """Print the exact job script `up` would start; nothing is launched."""
+    from . import api
+
+    text = api.render(profile, backend, _overrides(model, port, sets, vllm_args, extra), name=name, run_root=run_root)
+    click.echo(text, nl=False)
+
+
+def _record_json(record):
+    data = record.model_dump(mode="json")
+    data["endpoint"] = record.endpoint
+    data["log_path"] = record.log_path
+    return data
+
+
+_COLUMNS = ("NAME", "BACKEND", "PROFILE", "STATE", "READY", "ENDPOINT", "REASON")
+
+
+def _table(records):
+    rows = [(r.name, r.backend, r.profile, r.state.value, "yes" if r.ready_at and not r.state.is_final else "-",
+             r.endpoint or "-", (r.reason or "")[:60]) for r in records]
+    widths = [max(len(str(x)) for x in col) for col in zip(_COLUMNS, *rows)]
+    for row in [_COLUMNS, *rows]:
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+@cli.command()
+@click.argument("names", nargs=-1, shell_complete=_complete_jobs)
+@click.option("--json", "json_", is_flag=True, help="Print records as JSON.")
+@click.option("--no-refresh", is_flag=True, help="Show stored states without asking the backends.")
+def status(names, json_, no_refresh):
+    """Show jobs (all, or the named ones), refreshed from their backends."""
+    from . import api
+
+    records, problems = api.status(list(names) or None, refresh=not no_refresh)
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+    if json_:
+        click.echo(json.dumps([_record_json(r) for r in records], indent=2))
+    elif records:
+        _table(records)
+    else:
+        click.echo("no jobs")
+
+
+@cli.command("ls")
+@click.option("--json", "json_", is_flag=True, help="Print records as JSON.")
+@click.pass_context
+def ls_(ctx, json_):
+    """List all jobs (same as `status` without names)."""
+    ctx.invoke(status, names=(), json_=json_, no_refresh=False)
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, shell_complete=_complete_jobs)
+@click.option("--forget", is_flag=True, help="Also remove the job's record.")
+def down(names, forget):
+    """Stop jobs and confirm they are gone."""
+    from . import api
+
+    for name in names:
+        record = api.down(name, forget_job=forget)
+        click.echo(f"job {name}: {record.state.value}" + (f" ({record.reason})" if record.reason else ""))
+
+
+@cli.command()
+@click.argument("name", shell_complete=_complete_jobs)
+def forget(name):
+    """Remove an ended job's record."""
+    from . import api
+
+    api.forget(name)
+    click.echo(f"forgot job {name}")
+
+
+@cli.command()
+@click.argument("name", shell_complete=_complete_jobs)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
+def logs(name, follow):
+    """Print a job's server log."""
+    from . import api
+
+    out = click.get_binary_stream("stdout")
+    for chunk in api.logs(name, follow=follow):
+        out.write(chunk)
+        out.flush()
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "json_", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def profiles(ctx, json_):
+    """List profiles (or `profiles show NAME`)."""
+    if ctx.invoked_subcommand:
+        return
+    from .config.layers import available_profiles, read_toml
+
+    found = available_profiles()
+    rows = {name: read_toml(path).get("description", "") for name, path in found.items()}
+    if json_:
+        click.echo(json.dumps([{"name": n, "path": str(found[n]), "description": d} for n, d in rows.items()], indent=2))
+        return
+    width = max(map(len, rows), default=4)
+    for name, description in rows.items():
+        click.echo(f"{name.ljust(width)}  {description}")
+
+
+@profiles.command("show")
+@click.argument("name", shell_complete=_complete_profiles)
+@click.option("--sources", is_flag=True, help="Show which layer set each value.")
+@click.option("--json", "json_", is_flag=True, help="Print as JSON.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
+def profiles_show(name, sources, json_, sets):
+    """Show a resolved profile (every layer applied)."""
+    from .config.layers import cli_layer, resolve_profile
+
+    resolved = resolve_profile(name, cli_layer(list(sets)))
+    data = resolved.profile.model_dump(mode="json")
+    if json_:
+        payload = {"name": name, "profile": data}
+        if sources:
+            payload["sources"] = {path: resolved.source_of(path) for path in _leaf_paths(data)}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    for path in _leaf_paths(data):
+        value = _get(data, path)
+        line = f"{path} = {json.dumps(value)}"
+        click.echo(f"{line:<60}  # {resolved.source_of(path)}" if sources else line)
+
+
+def _leaf_paths(data, prefix=""):
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _leaf_paths(value, path + ".")
+        else:
+            yield path
+
+
+def _get(data, path):
+    for key in path.split("."):
+        data = data[key]
+    return data
+
+
+@cli.command()
+@click.option("--json", "json_", is_flag=True, help="Print as JSON, with each options schema.")
+def backends(json_):
+    """List installed backends, their distributions and options; report plugins that failed to load."""
+    from .plugins import get_host
+
+    host = get_host()
+    infos = [host.backends[n] for n in sorted(host.backends)]
+    if json_:
+        click.echo(json.dumps({
+            "backends": [{"name": i.name, "distribution": i.distribution, "version": i.version,
+                          "description": i.cls.description, "options": i.cls.options_model.model_json_schema()}
+                         for i in infos],
+            "failed": [{"entry_point": f.name, "distribution": f.distribution, "error": f.error}
+                       for f in host.failures]}, indent=2))
+        return
+    for info in infos:
+        fields = ", ".join(info.cls.options_model.model_fields) or "no options"
+        click.echo(f"{info.name:<8} {info.distribution} {info.version}  {info.cls.description}  [{fields}]")
+    for failure in host.failures:
+        click.echo(f"failed to load plugin {failure.name!r} from {failure.distribution}: {failure.error}", err=True)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell):
+    """Print the shell completion script, e.g. `eval "$(vlaunch completion bash)"`."""
+    from click.shell_completion import get_completion_class
+
+    comp = get_completion_class(shell)(cli, {}, "vlaunch", "_VLAUNCH_COMPLETE")
+    click.echo(comp.source())
+
+
+def main(argv=None):
+    """Entry point: run the CLI, turning every vlaunch error into one line and a non-zero exit."""
+    try:
+        cli.main(args=argv, prog_name="vlaunch", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except VlaunchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line, the traceback on request
+        if os.environ.get("VLAUNCH_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (set VLAUNCH_DEBUG=1 for the traceback)", err=True)
+        sys.exit(70)

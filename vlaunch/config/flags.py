@@ -1,0 +1,117 @@
+"""vLLM flags: from a profile to argv, and from free-form flag strings back into profile fields.
+
+This is the only place that knows how a profile becomes vLLM's command line, so every backend
+produces the same flags for the same profile.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .model import Profile, VllmSection
+
+__all__ = ["parse_flag_words", "fold_flag_words", "vllm_flags", "server_argv", "PORT_VAR"]
+
+#: The shell variable that holds the port on the node (resolved there when the port is "auto").
+PORT_VAR = "VLAUNCH_PORT"
+
+_TYPED = [name for name in VllmSection.model_fields if name != "extra_args"]
+_SERVER_FLAGS = {"--model": "model", "--served-model-name": "served_model_name", "--host": "host", "--port": "port"}
+_FORBIDDEN = {"--api-key": "the API key is handed to vLLM through VLLM_API_KEY, never on the command line (set server.api_key)"}
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+_BY_FLAG = {_flag(name): name for name in _TYPED}
+
+
+def parse_flag_words(words: list[str]) -> list[tuple[str, list[str]]]:
+    """Split argv-style words into ``(flag, values)`` pairs in order; ``--a=b`` counts as ``--a b``."""
+    pairs: list[tuple[str, list[str]]] = []
+    for word in words:
+        if word.startswith("--") and len(word) > 2:
+            flag, eq, value = word.partition("=")
+            pairs.append((flag, [value] if eq else []))
+        elif word.startswith("-") and len(word) > 1 and not _is_number(word):
+            raise ConfigError(f"vLLM flag {word!r}: use the long --form")
+        elif pairs:
+            pairs[-1][1].append(word)
+        else:
+            raise ConfigError(f"vLLM arguments must start with a --flag, not {word!r}")
+    return pairs
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def fold_flag_words(words: list[str]) -> tuple[dict, dict, dict[str, list[str]]]:
+    """Sort free-form flags into typed ``vllm`` fields, ``server`` fields and the rest (by flag, ordered)."""
+    vllm: dict = {}
+    server: dict = {}
+    rest: dict[str, list[str]] = {}
+    for flag, values in parse_flag_words(words):
+        if flag in _FORBIDDEN:
+            raise ConfigError(f"{flag}: {_FORBIDDEN[flag]}")
+        negated = flag.startswith("--no-") and "--" + flag[5:] in _BY_FLAG
+        if flag in _SERVER_FLAGS:
+            server[_SERVER_FLAGS[flag]] = _one_value(flag, values)
+        elif negated:
+            vllm[_BY_FLAG["--" + flag[5:]]] = _bool_value(flag, values, negate=True)
+        elif flag in _BY_FLAG:
+            field = _BY_FLAG[flag]
+            if VllmSection.model_fields[field].annotation in (bool, bool | None):
+                vllm[field] = _bool_value(flag, values)
+            else:
+                vllm[field] = _one_value(flag, values)
+        else:
+            rest.pop(flag, None)  # a repeated flag moves to its latest position
+            rest[flag] = values
+    return vllm, server, rest
+
+
+def _one_value(flag: str, values: list[str]) -> str:
+    if len(values) != 1:
+        raise ConfigError(f"vLLM flag {flag} takes exactly one value, got {len(values)}")
+    return values[0]
+
+
+def _bool_value(flag: str, values: list[str], negate: bool = False) -> bool:
+    if not values:
+        return not negate
+    if len(values) == 1 and values[0].lower() in ("true", "false"):
+        return (values[0].lower() == "true") != negate
+    raise ConfigError(f"vLLM flag {flag} is a switch; it takes no value")
+
+
+def vllm_flags(vllm: VllmSection) -> list[str]:
+    """The engine flags of a profile, in a fixed order: typed fields first, then ``extra_args``."""
+    argv: list[str] = []
+    for name in _TYPED:
+        value = getattr(vllm, name)
+        default = VllmSection.model_fields[name].default
+        if value is None or value == default:
+            continue
+        if isinstance(value, bool):
+            argv.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
+        else:
+            argv += [_flag(name), str(value)]
+    return argv + vllm.extra_args
+
+
+def server_argv(profile: Profile, port_word: str) -> list[str]:
+    """The whole vLLM command: program, model, served name, host, port (``port_word``) and engine flags."""
+    server = profile.server
+    if not server.model:
+        raise ConfigError("no model: set server.model in the profile or pass --model")
+    argv = list(server.command)
+    argv += [server.model] if argv[-1] == "serve" else ["--model", server.model]
+    if server.served_model_name:
+        argv += ["--served-model-name", server.served_model_name]
+    argv += ["--host", server.host, "--port", port_word]
+    return argv + vllm_flags(profile.vllm)

@@ -1,0 +1,246 @@
+"""Profile resolution: find the layers, merge them (later wins), remember where each value came from,
+and validate once.
+
+Layers, lowest first: the packaged or user profile (with its ``extends`` chain), the user's
+``config.toml``, the project's ``vlaunch.toml``, ``VLAUNCH_<SECTION>__<KEY>`` environment variables,
+then the command line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError
+from ..paths import config_dir, packaged_profiles
+from .flags import fold_flag_words
+from .model import Profile
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Layer", "Resolved", "available_profiles", "read_toml", "parse_value", "cli_layer",
+           "resolve_profile", "validate_options", "PROJECT_FILE"]
+
+PROJECT_FILE = "vlaunch.toml"
+_EXTRA = "extra_args"
+
+
+@dataclass
+class Layer:
+    """One source of settings: a label for messages and its (nested) data."""
+
+    source: str
+    data: dict
+
+
+@dataclass
+class Resolved:
+    """A validated profile plus, for every leaf setting, the layer that set it."""
+
+    name: str
+    profile: Profile
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source_of(self, path: str) -> str:
+        """The layer that set ``path`` or its nearest parent; "default" when none did."""
+        while path:
+            if path in self.sources:
+                return self.sources[path]
+            path = path.rpartition(".")[0]
+        return "default"
+
+
+def available_profiles() -> dict[str, Path]:
+    """Profile names to files; a user profile (config dir ``profiles/``) hides a packaged one."""
+    found: dict[str, Path] = {}
+    for folder in (packaged_profiles(), config_dir() / "profiles"):
+        if folder.is_dir():
+            found.update({p.stem: p for p in sorted(folder.glob("*.toml"))})
+    return dict(sorted(found.items()))
+
+
+def read_toml(path: Path) -> dict:
+    """Parse a TOML file; syntax errors name the file, line and column."""
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def parse_value(text: str):
+    """Read a command-line or environment value as TOML (``256``, ``true``, ``["a"]``), else as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _profile_chain(name: str, profiles: dict[str, Path]) -> list[Layer]:
+    chain: list[Layer] = []
+    seen: list[str] = []
+    while name:
+        if name in seen:
+            raise ConfigError(f"profile {name!r} extends itself: {' -> '.join(seen + [name])}")
+        if name not in profiles:
+            hint = _suggest(name, profiles)
+            raise ConfigError(f"unknown profile {name!r}{hint}; available: {', '.join(profiles) or 'none'}")
+        seen.append(name)
+        data = read_toml(profiles[name])
+        chain.append(Layer(str(profiles[name]), data))
+        parent = data.get("extends")
+        if parent is not None and not isinstance(parent, str):
+            raise ConfigError(f"{profiles[name]}: extends: must be a profile name")
+        name = parent
+    return chain[::-1]
+
+
+def _env_layer(environ) -> Layer | None:
+    data: dict = {}
+    for key, value in sorted(environ.items()):
+        if key.startswith("VLAUNCH_") and "__" in key:
+            path = key[len("VLAUNCH_"):].lower().split("__")
+            _set_path(data, path, parse_value(value))
+    return Layer("environment (VLAUNCH_*)", data) if data else None
+
+
+def cli_layer(sets: list[str], model: str | None = None, port: str | None = None,
+              vllm_words: list[str] | None = None) -> Layer:
+    """The command line's layer: ``--set a.b=v``, ``--model``, ``--port`` and free-form vLLM flags."""
+    data: dict = {}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. vllm.max_num_seqs=256")
+        _set_path(data, key.strip().split("."), parse_value(value))
+    if vllm_words:
+        data.setdefault("vllm", {}).setdefault(_EXTRA, []).extend(vllm_words)
+    if model is not None:
+        data.setdefault("server", {})["model"] = model
+    if port is not None:
+        data.setdefault("server", {})["port"] = parse_value(port)
+    return Layer("command line", data)
+
+
+def _set_path(data: dict, path: list[str], value) -> None:
+    for key in path[:-1]:
+        data = data.setdefault(key, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{'.'.join(path)}: {key} is not a table")
+    data[path[-1]] = value
+
+
+def _fold(layer: Layer) -> Layer:
+    """Move free-form vLLM flags into typed fields; keep the rest keyed by flag so later layers win."""
+    vllm = layer.data.get("vllm")
+    if not isinstance(vllm, dict) or _EXTRA not in vllm:
+        return layer
+    words = vllm[_EXTRA]
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise ConfigError(f"{layer.source}: vllm.extra_args: must be a list of strings")
+    try:
+        typed, server, rest = fold_flag_words(words)
+    except ConfigError as exc:
+        raise ConfigError(f"{layer.source}: vllm.extra_args: {exc}") from None
+    data = {**layer.data, "vllm": {**{k: v for k, v in vllm.items() if k != _EXTRA}, **typed, _EXTRA: rest}}
+    if server:
+        data["server"] = {**layer.data.get("server", {}), **server}
+    return Layer(layer.source, data)
+
+
+def _merge(into: dict, layer: dict, source: str, sources: dict[str, str], prefix: str = "") -> None:
+    for key, value in layer.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            if key == _EXTRA:
+                for flag in value:
+                    into[key].pop(flag, None)
+            _merge(into[key], value, source, sources, path + ".")
+        else:
+            into[key] = value if not isinstance(value, dict) else _copy(value)
+            for leaf in _leaves(value, path):
+                sources[leaf] = source
+
+
+def _copy(value: dict) -> dict:
+    return {k: _copy(v) if isinstance(v, dict) else v for k, v in value.items()}
+
+
+def _leaves(value, path: str):
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from _leaves(inner, f"{path}.{key}")
+    else:
+        yield path
+
+
+def resolve_profile(name: str, cli: Layer | None = None, *, project_dir: Path | None = None,
+                    environ=None) -> Resolved:
+    """Resolve profile ``name`` through every layer and validate the result."""
+    environ = os.environ if environ is None else environ
+    layers = _profile_chain(name, available_profiles())
+    user = config_dir() / "config.toml"
+    project = (project_dir or Path.cwd()) / PROJECT_FILE
+    layers += [Layer(str(p), read_toml(p)) for p in (user, project) if p.is_file()]
+    layers += [x for x in (_env_layer(environ), cli) if x and x.data]
+    merged: dict = {}
+    sources: dict[str, str] = {}
+    for layer in layers:
+        _merge(merged, _fold(layer).data, layer.source, sources)
+    vllm = merged.get("vllm")
+    if isinstance(vllm, dict) and isinstance(vllm.get(_EXTRA), dict):
+        vllm[_EXTRA] = [w for flag, values in vllm[_EXTRA].items() for w in [flag, *values]]
+    merged.pop("extends", None)
+    try:
+        profile = Profile.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, Profile, sources)) from None
+    return Resolved(name, profile, sources)
+
+
+def validate_options(resolved: Resolved, backend: str, options_model: type[BaseModel]) -> BaseModel:
+    """Validate ``[backend.NAME]`` of a resolved profile against the backend's options model."""
+    table = resolved.profile.backend.get(backend, {})
+    try:
+        return options_model.model_validate(table)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, options_model, resolved.sources, prefix=f"backend.{backend}.")) from None
+
+
+def _explain(exc: ValidationError, model: type[BaseModel], sources: dict[str, str], prefix: str = "") -> str:
+    """One line for the first error: source file, dotted key path, pydantic's words and a suggestion."""
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"]]
+    path = prefix + ".".join(loc)
+    source = Resolved("", None, sources).source_of(path)  # type: ignore[arg-type]
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = f"unknown key{_suggest(loc[-1], _fields_at(model, loc[:-1]))}"
+    elif error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    where = f"{path}: " if loc else ""
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {where}{message}{more}"
+
+
+def _fields_at(model, loc: list[str]) -> list[str]:
+    for key in loc:
+        info = getattr(model, "model_fields", {}).get(key)
+        if info is None or not isinstance(info.annotation, type) or not issubclass(info.annotation, BaseModel):
+            return []
+        model = info.annotation
+    return list(getattr(model, "model_fields", {}))
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,134 @@
+"""The profile schema: what a TOML profile may say, validated by pydantic (unknown keys are errors)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["Section", "VllmSection", "ServerSection", "ResourcesSection", "EnvironmentSection",
+           "ReadinessSection", "Profile"]
+
+
+class Section(BaseModel):
+    """Base for every table: unknown keys are rejected, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class VllmSection(Section):
+    """Engine flags. Each typed field becomes ``--field-name`` on vLLM's command line."""
+
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model replica is split over (--tensor-parallel-size).")
+    data_parallel_size: int = Field(1, ge=1, description="Independent engine replicas behind one API server (--data-parallel-size).")
+    pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages per replica (--pipeline-parallel-size).")
+    enforce_eager: bool = Field(False, description="Disable CUDA graphs (slower decode). False keeps CUDA graphs on.")
+    max_num_seqs: int | None = Field(None, ge=1, description="Most sequences one engine batches at once.")
+    max_num_batched_tokens: int | None = Field(None, ge=1, description="Token budget of one scheduler step (prefill chunk size).")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="Fraction of each GPU's memory vLLM may use.")
+    max_model_len: int | None = Field(None, ge=1, description="Longest context (prompt + output) in tokens.")
+    dtype: str | None = Field(None, description="Weight and activation dtype (auto, bfloat16, float16...).")
+    quantization: str | None = Field(None, description="Quantisation method (awq, gptq, fp8...).")
+    kv_cache_dtype: str | None = Field(None, description="KV cache dtype (auto, fp8...).")
+    enable_prefix_caching: bool | None = Field(None, description="Reuse KV blocks of shared prompt prefixes.")
+    enable_chunked_prefill: bool | None = Field(None, description="Split long prefills into chunks mixed with decodes.")
+    api_server_count: int | None = Field(None, ge=1, description="API server processes in front of the engines.")
+    load_format: str | None = Field(None, description="How weights are loaded (auto, safetensors, dummy...).")
+    seed: int | None = Field(None, description="Random seed.")
+    extra_args: list[str] = Field(default_factory=list, description="Any other vLLM flags, as argv words; later layers win per flag.")
+
+
+class ServerSection(Section):
+    """What is served, where it listens and which command starts it."""
+
+    model: str | None = Field(None, description="Model name on the Hugging Face hub, or a local path.")
+    served_model_name: str | None = Field(None, description="Name clients use; defaults to the model.")
+    host: str = Field("127.0.0.1", description="Address vLLM binds. 127.0.0.1 unless you mean to expose it.")
+    port: int | Literal["auto"] = Field("auto", description="TCP port, or \"auto\" for a free one chosen where the server runs.")
+    command: list[str] = Field(default_factory=lambda: ["vllm", "serve"],
+                               description="argv that starts vLLM's OpenAI server; flags are appended.")
+    api_key: bool = Field(True, description="Protect the API with a per-job key, handed over through the environment.")
+
+    @field_validator("port")
+    @classmethod
+    def _port_range(cls, value):
+        if value != "auto" and not 1 <= value <= 65535:
+            raise ValueError("port must be 1-65535 or \"auto\"")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value):
+        if not value:
+            raise ValueError("command must name a program")
+        return value
+
+    @property
+    def name_for_clients(self) -> str | None:
+        """The model name that ``/v1/models`` lists."""
+        return self.served_model_name or self.model
+
+
+class ResourcesSection(Section):
+    """What the job asks the machine or scheduler for."""
+
+    nodes: int = Field(1, ge=1, description="Nodes (hosts) the server spans.")
+    gpus_per_node: int = Field(4, ge=0, description="GPUs per node; 0 for a CPU build of vLLM.")
+    cpus_per_node: int | None = Field(None, ge=1, description="CPU cores per node.")
+    memory: str | None = Field(None, pattern=r"^\d+[KMGT]?B?$", description="Memory per node, e.g. \"64G\".")
+    walltime: str | None = Field(None, pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$", description="Time limit, [D-]HH:MM:SS.")
+    gpu_ids: list[int] | None = Field(None, description="Local backends only: which GPUs (CUDA_VISIBLE_DEVICES).")
+
+
+class EnvironmentSection(Section):
+    """How the job's shell is prepared before vLLM starts."""
+
+    setup: list[str] = Field(default_factory=list,
+                             description="Shell lines run first, verbatim (module load, conda activate, source venv).")
+    variables: dict[str, str] = Field(default_factory=dict, description="Environment variables, quoted when rendered.")
+
+    @field_validator("variables")
+    @classmethod
+    def _names(cls, value):
+        for name in value:
+            if not (name.isidentifier() and name.isascii()):
+                raise ValueError(f"not a valid environment variable name: {name!r}")
+        return value
+
+
+class ReadinessSection(Section):
+    """How long each readiness stage may take, and whether a real completion is part of it."""
+
+    queue_timeout: float | None = Field(None, gt=0, description="Seconds a job may wait in the queue; none = no limit.")
+    start_timeout: float = Field(900, gt=0, description="Seconds from running to the port accepting connections.")
+    http_timeout: float = Field(120, gt=0, description="Seconds for /health, /v1/models and the probe completion each.")
+    probe_completion: bool = Field(True, description="Finish readiness with a one-token completion.")
+    poll_interval: float = Field(0.1, gt=0, le=5, description="Seconds between HTTP probes.")
+
+
+class Profile(Section):
+    """A whole resolved profile."""
+
+    description: str = Field("", description="One line shown by `vlaunch profiles`.")
+    extends: str | None = Field(None, description="Profile this one starts from.")
+    run_root: str | None = Field(None, description="Directory on the target for job files; default per transport.")
+    vllm: VllmSection = Field(default_factory=VllmSection)
+    server: ServerSection = Field(default_factory=ServerSection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    environment: EnvironmentSection = Field(default_factory=EnvironmentSection)
+    readiness: ReadinessSection = Field(default_factory=ReadinessSection)
+    backend: dict[str, dict] = Field(default_factory=dict, description="One table of options per backend.")
+
+    @model_validator(mode="after")
+    def _parallelism_fits(self):
+        v, r = self.vllm, self.resources
+        ranks = v.data_parallel_size * v.tensor_parallel_size * v.pipeline_parallel_size
+        gpus = r.nodes * r.gpus_per_node
+        if gpus and ranks != gpus:
+            raise ValueError(
+                f"parallelism needs {ranks} GPUs (data {v.data_parallel_size} x tensor {v.tensor_parallel_size}"
+                f" x pipeline {v.pipeline_parallel_size}) but resources give {gpus}"
+                f" ({r.nodes} node(s) x {r.gpus_per_node} GPUs)")
+        if r.gpu_ids is not None and len(r.gpu_ids) != r.gpus_per_node:
+            raise ValueError(f"resources.gpu_ids lists {len(r.gpu_ids)} GPUs but gpus_per_node is {r.gpus_per_node}")
+        return self

@@ -1,0 +1,142 @@
+"""Layered readiness: queued -> running -> process (rendezvous) -> port -> /health -> /v1/models -> completion.
+
+Each stage has its own timeout and is reported with its time. Between probes the job's liveness is
+checked (the backend's poll, with back-off, and the job's own exit marker), so a server that dies at
+start-up fails ``up`` at once with its exit status and the tail of its log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import NotReady, ServerDied
+from .states import JobState
+
+__all__ = ["StageEvent", "Readiness", "STAGES", "log_tail"]
+
+STAGES = ("queued", "process", "port", "health", "models", "completion")
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """Progress of one stage: ``status`` is "waiting", "passed" or "skipped"; ``seconds`` since it began."""
+
+    stage: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+def log_tail(session, lines: int = 15) -> str:
+    """The last ``lines`` lines of a job's server log, for failure messages."""
+    text = session.read_log(0).decode(errors="replace")
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class Readiness:
+    """Waits for one job's server to be really ready, through every stage."""
+
+    def __init__(self, session, progress: Callable[[StageEvent], None] | None = None, deadline: float | None = None):
+        self.session = session
+        self.record = session.record
+        self.settings = session.profile.readiness
+        self.progress = progress or (lambda event: None)
+        self.deadline = deadline
+        self._next_poll = 0.0
+        self._poll_gap = 0.5
+
+    # -- liveness ---------------------------------------------------------------------------------
+    def _check_alive(self, force: bool = False) -> JobState:
+        """Refresh the job's state (throttled, with back-off); raise :class:`ServerDied` once it ended."""
+        now = time.monotonic()
+        marker = self.session.transport.read_file(self.record.path("exit_code"))
+        if not force and marker is None and now < self._next_poll:
+            return self.record.state
+        self._poll_gap = min(self._poll_gap * 1.5, self.session.backend_poll_max)
+        self._next_poll = now + self._poll_gap
+        status = self.session.refresh()
+        if status.state.is_final or marker is not None:
+            code = self.record.exit_code
+            why = status.reason or f"state {status.state.value}"
+            tail = log_tail(self.session)
+            raise ServerDied(f"server ended before it was ready ({why}"
+                             + (f", exit status {code}" if code is not None else "") + ")"
+                             + (f"; last log lines:\n{tail}" if tail else ""))
+        return status.state
+
+    def _limit(self, stage: str, seconds: float | None) -> float:
+        ends = [t for t in (time.monotonic() + seconds if seconds else None, self.deadline) if t]
+        return min(ends) if ends else float("inf")
+
+    def _timeout(self, stage: str, started: float, detail: str) -> NotReady:
+        return NotReady(f"not ready: stage {stage!r} still waiting after {time.monotonic() - started:.0f} s"
+                        + (f" ({detail})" if detail else ""))
+
+    # -- stages -----------------------------------------------------------------------------------
+    def _queued(self) -> None:
+        started, limit = time.monotonic(), self._limit("queued", self.settings.queue_timeout)
+        last_reason = None
+        while True:
+            state = self._check_alive(force=True)
+            if state is not JobState.PENDING:
+                self.progress(StageEvent("queued", "passed", time.monotonic() - started, "running"))
+                return
+            if self.record.reason != last_reason:
+                last_reason = self.record.reason
+                self.progress(StageEvent("queued", "waiting", time.monotonic() - started, last_reason or "pending"))
+            if time.monotonic() > limit:
+                raise self._timeout("queued", started, last_reason or "")
+            time.sleep(min(self._poll_gap, max(0.0, self._next_poll - time.monotonic())) or 0.2)
+
+    def _process(self, started: float, limit: float) -> dict:
+        self.progress(StageEvent("process", "waiting", 0.0, "waiting for the job to publish its address"))
+        while True:
+            raw = self.session.transport.read_file(self.record.path("rendezvous.json"))
+            if raw:
+                try:
+                    where = json.loads(raw)
+                    self.progress(StageEvent("process", "passed", time.monotonic() - started,
+                                             f"pid {where['pid']} on {where['host']}, port {where['port']}"))
+                    return where
+                except (ValueError, KeyError):
+                    pass
+            self._check_alive()
+            if time.monotonic() > limit:
+                raise self._timeout("process", started, "no rendezvous file")
+            time.sleep(0.2)
+
+    def _http(self, stage: str, base_url: str, limit_seconds: float) -> None:
+        started = time.monotonic()
+        limit = self._limit(stage, limit_seconds)
+        self.progress(StageEvent(stage, "waiting", 0.0))
+        last = ""
+        while True:
+            result = self.session.check(stage, base_url)
+            if result.ok:
+                self.progress(StageEvent(stage, "passed", time.monotonic() - started, result.detail))
+                return
+            if result.detail != last:
+                last = result.detail
+                self.progress(StageEvent(stage, "waiting", time.monotonic() - started, last))
+            self._check_alive()
+            if time.monotonic() > limit:
+                raise self._timeout(stage, started, last)
+            time.sleep(self.settings.poll_interval)
+
+    def run(self) -> str:
+        """Wait through every stage; return the base URL (reachable from here) once ready."""
+        self._queued()
+        started = time.monotonic()
+        limit = self._limit("process", self.settings.start_timeout)
+        where = self._process(started, limit)
+        base_url = self.session.publish(where)
+        self._http("port", base_url, max(1.0, limit - time.monotonic()))
+        for stage in ("health", "models", "completion"):
+            if stage == "completion" and not self.settings.probe_completion:
+                self.progress(StageEvent(stage, "skipped", 0.0, "readiness.probe_completion = false"))
+                continue
+            self._http(stage, base_url, self.settings.http_timeout)
+        return base_url

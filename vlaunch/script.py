@@ -1,0 +1,109 @@
+"""Job scripts: the core builds the blocks (environment, server), a backend's template arranges them.
+
+Templates are logic-free text with ``{{ block }}`` placeholders. Every value that reaches the script
+is quoted by :mod:`vlaunch.shell`; ``environment.setup`` lines are the one deliberate exception
+(they are the user's own shell, e.g. ``module load cuda``). The output is byte-stable: no clocks,
+no randomness.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from . import shell
+from .backend import Backend, JobSpec
+from .config.flags import PORT_VAR, server_argv
+
+__all__ = ["render_script", "fill_template", "environment_block", "server_block", "launch_line",
+           "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
+
+RUN_DIR_VAR = "VLAUNCH_RUN_DIR"
+PLAIN_TEMPLATE = "#!/bin/bash\n{{ directives }}\n{{ header }}\n{{ environment }}\n{{ server }}\n"
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+_FREE_PORT = "python3 -c 'import socket; s = socket.socket(); s.bind((\"\", 0)); print(s.getsockname()[1])'"
+
+
+def fill_template(text: str, blocks: dict[str, str]) -> str:
+    """Substitute ``{{ name }}`` placeholders; a line holding only an empty block disappears."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        match = _PLACEHOLDER.fullmatch(line.strip())
+        if match and not blocks.get(match.group(1), "x"):
+            continue
+        out.append(_PLACEHOLDER.sub(lambda m: _block(blocks, m.group(1)), line))
+    return "".join(out)
+
+
+def _block(blocks: dict[str, str], name: str) -> str:
+    if name not in blocks:
+        raise KeyError(f"template asks for unknown block {{{{ {name} }}}}; known: {', '.join(sorted(blocks))}")
+    return blocks[name]
+
+
+def _header(job: JobSpec, backend: Backend) -> str:
+    return "\n".join([
+        f"# vlaunch job {shell.quote(job.name)}: profile {shell.quote(job.profile_name)}, backend {backend.name}",
+        f"{RUN_DIR_VAR}={shell.quote(job.run_dir)}",
+        f'cd -- "${RUN_DIR_VAR}" || exit 1',
+        'exec >>"$' + RUN_DIR_VAR + '/server.log" 2>&1',
+        'echo "vlaunch: job starting on $(hostname) at $(date)"',
+    ])
+
+
+def environment_block(job: JobSpec) -> str:
+    """Setup lines verbatim, then quoted exports, GPU selection and the API key read from its private file."""
+    profile = job.profile
+    lines = ["# environment"] + list(profile.environment.setup)
+    lines += [shell.export_line(k, v) for k, v in sorted(profile.environment.variables.items())]
+    if profile.resources.gpu_ids is not None:
+        lines.append(shell.export_line("CUDA_VISIBLE_DEVICES", ",".join(map(str, profile.resources.gpu_ids))))
+    if profile.server.api_key:
+        lines.append('VLLM_API_KEY="$(cat -- "$' + RUN_DIR_VAR + '/api_key")" || exit 1')
+        lines.append("export VLLM_API_KEY")
+    return "\n".join(lines)
+
+
+def launch_line(job: JobSpec, extra: list[str] = ()) -> str:
+    """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT`` and ``extra`` flags appended."""
+    argv = server_argv(job.profile, "\0port\0") + list(extra)
+    return shell.join(argv).replace(shell.quote("\0port\0"), f'"${PORT_VAR}"')
+
+
+def port_lines(job: JobSpec) -> list[str]:
+    """Shell lines that set ``$VLAUNCH_PORT`` (a free port chosen on the node when the port is "auto")."""
+    port = job.profile.server.port
+    value = f"$({_FREE_PORT})" if port == "auto" else str(port)
+    return [f"{PORT_VAR}={value}" if port != "auto" else f'{PORT_VAR}="{value}"']
+
+
+def server_block(job: JobSpec, launch: str | None = None) -> str:
+    """Start vLLM in the background, publish where it listens, forward SIGTERM, record its exit status."""
+    lines = ["# server", *port_lines(job), f"{launch or launch_line(job)} &", "VLAUNCH_PID=$!",
+             "printf '{\"host\": \"%s\", \"port\": %s, \"pid\": %s}\\n' \"$(hostname)\" \"$" + PORT_VAR
+             + "\" \"$VLAUNCH_PID\" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json",
+             "trap 'kill -TERM \"$VLAUNCH_PID\" 2>/dev/null' TERM INT",
+             'wait "$VLAUNCH_PID"; VLAUNCH_RC=$?',
+             'while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done',
+             'echo "$VLAUNCH_RC" >exit_code',
+             'echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"',
+             'exit "$VLAUNCH_RC"']
+    return "\n".join(lines)
+
+
+def _template_text(backend: Backend) -> str:
+    if not backend.template:
+        return PLAIN_TEMPLATE
+    package = type(backend).__module__.rpartition(".")[0] or type(backend).__module__
+    return (resources.files(package) / "templates" / backend.template).read_text()
+
+
+def render_script(job: JobSpec, backend: Backend) -> str:
+    """The complete job script for ``job`` on ``backend``."""
+    blocks = {
+        "directives": "\n".join(backend.directives(job)),
+        "header": _header(job, backend),
+        "environment": environment_block(job),
+        "server": backend.server_block(job) or server_block(job),
+    }
+    return fill_template(_template_text(backend), blocks)

@@ -1,0 +1,130 @@
+"""A job session: one job's record together with its backend, transport and hooks.
+
+This is where the core runs a backend's steps (through the hooks) and keeps the registry in step
+with what it observes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .backend import BatchBackend
+from .config.model import Profile
+from .errors import PluginError, TransportError
+from .plugins import PluginHost
+from .probes import Probe
+from .registry import JobRecord, Registry
+from .states import JobStatus
+from .transport import Transport
+
+__all__ = ["JobSession", "make_transport", "connect_host", "apply_status", "refresh_many"]
+
+_ANY_ADDRESS = {"0.0.0.0", "::", "", "*"}
+
+
+def make_transport(host: PluginHost, spec: dict) -> Transport:
+    """The transport a registry entry describes (local, or one a plugin provides)."""
+    transport = host.hook.vlaunch_make_transport(spec=spec)
+    if transport is None:
+        raise TransportError(f"no plugin provides a {spec.get('kind')!r} transport (is vlaunch[ssh] installed?)")
+    return transport
+
+
+def connect_host(bind_host: str, node: str) -> str:
+    """Where to reach a server that bound ``bind_host`` on ``node``."""
+    return node if bind_host in _ANY_ADDRESS else bind_host
+
+
+class JobSession:
+    """One job, with what it takes to observe, probe and stop it."""
+
+    def __init__(self, host: PluginHost, registry: Registry, record: JobRecord, transport: Transport):
+        self.host = host
+        self.registry = registry
+        self.record = record
+        self.transport = transport
+        self.backend = host.backend(record.backend)
+        self.profile = Profile.model_validate(record.config) if record.config else Profile()
+        self._forwarded: str | None = None
+
+    @property
+    def backend_poll_max(self) -> float:
+        """Longest gap between two scheduler polls while waiting (schedulers are polled gently)."""
+        return 10.0 if isinstance(self.backend, BatchBackend) else 1.0
+
+    def refresh(self) -> JobStatus:
+        """Poll the backend for this job and record what it says."""
+        statuses = self.host.hook.vlaunch_poll(backend=self.backend, jobs=[self.record], transport=self.transport)
+        status = (statuses or {}).get(self.record.name)
+        if status is None:
+            raise PluginError(f"backend {self.backend.name} did not report on job {self.record.name}")
+        apply_status(self.registry, self.record, status)
+        return status
+
+    def read_log(self, offset: int) -> bytes:
+        """Server log bytes from ``offset``."""
+        data = self.host.hook.vlaunch_read_logs(backend=self.backend, job=self.record,
+                                                transport=self.transport, offset=offset)
+        return data or b""
+
+    def check(self, stage: str, base_url: str) -> Probe:
+        """Probe one readiness stage."""
+        result = self.host.hook.vlaunch_check_health(job=self.record, stage=stage, base_url=base_url,
+                                                     api_key=self.registry.key(self.record.name))
+        return result or Probe(False, "no plugin answered the health check")
+
+    def publish(self, where: dict) -> str:
+        """Record where the server listens (from the job's rendezvous file); return a URL reachable from here."""
+        rec = self.record
+        rec.node = str(where["host"])
+        rec.port = int(where["port"])
+        rec.host = connect_host(self.profile.server.host, rec.node)
+        self.registry.save(rec)
+        return self.local_url()
+
+    def local_url(self) -> str:
+        """``http://host:port`` that reaches the server from this machine (through a forward if needed)."""
+        if self._forwarded is None:
+            host, port = self.transport.forward(self.record.host, self.record.port)
+            self._forwarded = f"http://{host}:{port}"
+        return self._forwarded
+
+    def cancel(self) -> None:
+        """Stop the job (confirmed) and record it as cancelled."""
+        rec = self.record
+        rec.cancel_requested = True
+        self.registry.save(rec)
+        self.host.hook.vlaunch_cancel(backend=self.backend, job=rec, transport=self.transport)
+        self.refresh()
+
+
+def refresh_many(host: PluginHost, registry: Registry, records: Iterable[JobRecord], transports) -> list[str]:
+    """Poll live jobs in batches (one call per backend and transport); return one line per failure."""
+    groups: dict[tuple, list[JobRecord]] = {}
+    for rec in records:
+        if not rec.state.is_final and rec.native_id:
+            key = (rec.backend, tuple(sorted(rec.transport.items())))
+            groups.setdefault(key, []).append(rec)
+    problems = []
+    for (backend_name, _), recs in groups.items():
+        try:
+            backend = host.backend(backend_name)
+            transport = transports(recs[0].transport)
+            statuses = host.hook.vlaunch_poll(backend=backend, jobs=recs, transport=transport) or {}
+        except Exception as exc:  # reported per group; other groups are still refreshed
+            problems.append(f"{backend_name}: cannot refresh {len(recs)} job(s): {exc}")
+            continue
+        for rec in recs:
+            if rec.name in statuses:
+                apply_status(registry, rec, statuses[rec.name])
+    return problems
+
+
+def apply_status(registry: Registry, rec: JobRecord, status: JobStatus) -> None:
+    """Store an observed status in the record, and in the registry when it changed."""
+    new = (status.state, status.reason, status.exit_code)
+    if status.nodes and status.nodes[0]:
+        rec.node = rec.node or status.nodes[0]
+    if new != (rec.state, rec.reason, rec.exit_code):
+        rec.state, rec.reason, rec.exit_code = new
+        registry.save(rec)

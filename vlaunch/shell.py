@@ -1,0 +1,22 @@
+"""The one place where strings become shell text: everything that reaches a shell is quoted here."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+
+__all__ = ["quote", "join", "export_line"]
+
+quote = shlex.quote
+
+
+def join(argv: Iterable[str]) -> str:
+    """Join ``argv`` into one shell line in which every word stays one literal argument."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def export_line(name: str, value: str) -> str:
+    """An ``export NAME=VALUE`` line; ``name`` must be a valid variable name, ``value`` is quoted."""
+    if not name.isidentifier() or not name.isascii():
+        raise ValueError(f"not a valid environment variable name: {name!r}")
+    return f"export {name}={shlex.quote(value)}"
