@@ -312,6 +312,16 @@ def completion(shell):
     click.echo(comp.source())
 
 
+def _add_tuning_wing():
+    from .tuning.commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_tuning_wing()
+
+
 def main(argv=None):
     """Entry point: run the CLI, turning every vlaunch error into one line and a non-zero exit."""
     try:

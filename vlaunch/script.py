@@ -15,13 +15,18 @@ from . import shell
 from .backend import Backend, JobSpec
 from .config.flags import PORT_VAR, server_argv
 
-__all__ = ["render_script", "fill_template", "environment_block", "server_block", "launch_line",
-           "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
+__all__ = ["render_script", "fill_template", "environment_block", "server_block", "launch_line", "port_lines",
+           "free_port_command", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
 
 RUN_DIR_VAR = "VLAUNCH_RUN_DIR"
 PLAIN_TEMPLATE = "#!/bin/bash\n{{ directives }}\n{{ header }}\n{{ environment }}\n{{ server }}\n"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _FREE_PORT = "python3 -c 'import socket; s = socket.socket(); s.bind((\"\", 0)); print(s.getsockname()[1])'"
+
+
+def free_port_command() -> str:
+    """A shell command that prints a free TCP port of the machine it runs on."""
+    return _FREE_PORT
 
 
 def fill_template(text: str, blocks: dict[str, str]) -> str:
@@ -65,16 +70,15 @@ def environment_block(job: JobSpec) -> str:
 
 
 def launch_line(job: JobSpec, extra: list[str] = ()) -> str:
-    """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT`` and ``extra`` flags appended."""
-    argv = server_argv(job.profile, "\0port\0") + list(extra)
-    return shell.join(argv).replace(shell.quote("\0port\0"), f'"${PORT_VAR}"')
+    """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT`` and ``extra`` words
+    (literal strings or :class:`vlaunch.shell.Var`) appended."""
+    return shell.join(server_argv(job.profile, shell.Var(PORT_VAR)) + list(extra))
 
 
 def port_lines(job: JobSpec) -> list[str]:
     """Shell lines that set ``$VLAUNCH_PORT`` (a free port chosen on the node when the port is "auto")."""
     port = job.profile.server.port
-    value = f"$({_FREE_PORT})" if port == "auto" else str(port)
-    return [f"{PORT_VAR}={value}" if port != "auto" else f'{PORT_VAR}="{value}"']
+    return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}"]
 
 
 def server_block(job: JobSpec, launch: str | None = None) -> str:

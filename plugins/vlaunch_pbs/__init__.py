@@ -1,0 +1,1 @@
+"""The pbs backend (work in progress)."""

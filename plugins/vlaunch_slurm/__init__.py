@@ -1,0 +1,1 @@
+"""The slurm backend (work in progress)."""

@@ -1,0 +1,1 @@
+"""The ssh backend (work in progress)."""
