@@ -157,6 +157,13 @@ def _fold(layer: Layer) -> Layer:
     return Layer(layer.source, data)
 
 
+def _flag_words(flag: str, values: list[str]) -> list[str]:
+    """A flag and its values as argv words; a lone value that looks like a flag stays attached (``--a=-b``)."""
+    if len(values) == 1 and values[0].startswith("-"):
+        return [f"{flag}={values[0]}"]
+    return [flag, *values]
+
+
 def _merge(into: dict, layer: dict, source: str, sources: dict[str, str], prefix: str = "") -> None:
     for key, value in layer.items():
         path = f"{prefix}{key}"
@@ -198,7 +205,7 @@ def resolve_profile(name: str, cli: Layer | None = None, *, project_dir: Path | 
         _merge(merged, _fold(layer).data, layer.source, sources)
     vllm = merged.get("vllm")
     if isinstance(vllm, dict) and isinstance(vllm.get(_EXTRA), dict):
-        vllm[_EXTRA] = [w for flag, values in vllm[_EXTRA].items() for w in [flag, *values]]
+        vllm[_EXTRA] = [w for flag, values in vllm[_EXTRA].items() for w in _flag_words(flag, values)]
     merged.pop("extends", None)
     try:
         profile = Profile.model_validate(merged)

@@ -1,0 +1,96 @@
+"""`vlaunch render`: the flags the done-when names, byte-stable output, golden files, quoting."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from helpers import REPO, assert_one_line_error, vlaunch
+
+GOLDEN = REPO / "tests" / "golden" / "local"
+RUN_ROOT = "/srv/vlaunch/runs"
+
+
+def render(*args):
+    result = vlaunch("render", "--run-root", RUN_ROOT, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def vllm_line(script: str) -> list[str]:
+    line = next(x for x in script.splitlines() if x.rstrip().endswith("&"))
+    return shlex.split(line.rstrip(" &").replace('"$VLAUNCH_PORT"', "PORT"))
+
+
+def test_turbo_flags():
+    words = vllm_line(render("--profile", "turbo", "--backend", "local", "--model", "Qwen/Qwen3-VL-2B-Instruct"))
+    text = " ".join(words)
+    assert "--data-parallel-size 4 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95" in text
+    assert "--enforce-eager" not in words and "--tensor-parallel-size" not in words
+    assert words[:3] == ["vllm", "serve", "Qwen/Qwen3-VL-2B-Instruct"]
+
+
+def test_default_flags():
+    words = vllm_line(render("--profile", "default", "--model", "m"))
+    assert " ".join(words).endswith("--tensor-parallel-size 4 --enforce-eager")
+
+
+@pytest.mark.parametrize("profile", ["default", "turbo", "cpu-tiny"])
+def test_golden_and_byte_stable(profile):
+    first = render("--profile", profile, "--model", "org/model", "--name", f"{profile}-golden")
+    assert render("--profile", profile, "--model", "org/model", "--name", f"{profile}-golden") == first
+    golden = GOLDEN / f"{profile}.sh"
+    if os.environ.get("VLAUNCH_UPDATE_GOLDEN"):
+        golden.write_text(first)
+    assert first == golden.read_text(), f"render drifted from {golden} (VLAUNCH_UPDATE_GOLDEN=1 rewrites it)"
+
+
+def test_api_key_never_in_script():
+    script = render("--profile", "cpu-tiny", "--model", "m")
+    assert "VLLM_API_KEY=\"$(cat -- \"$VLAUNCH_RUN_DIR/api_key\")\"" in script
+    assert "--api-key" not in script
+
+
+HOSTILE = ["x; touch {m}", "$(touch {m})", "`touch {m}`", "a'b\"c && touch {m}", "--flag\ntouch {m}"]
+
+
+@pytest.mark.parametrize("template", HOSTILE)
+def test_hostile_strings_reach_the_program_as_literal_words(tmp_path, template):
+    """Run the rendered server block with a stand-in program: each hostile string arrives as one word."""
+    marker = tmp_path / "pwned"
+    hostile = template.format(m=marker)
+    recorder = tmp_path / "record.sh"
+    recorder.write_text('#!/bin/bash\nprintf "%s\\0" "$@" > "$RECORD"\n')
+    recorder.chmod(0o755)
+    script = render("--profile", "cpu-tiny", "--model", hostile, "--set", f'server.command=["{recorder}"]',
+                    "--set", f"environment.variables.EVIL={json.dumps(hostile)}",
+                    "--vllm-args", shlex.join([f"--served-model-name={hostile}", f"--extra={hostile}"]),
+                    "--run-root", str(tmp_path / "runs"), "--name", "hostile")
+    run_dir = tmp_path / "runs" / "hostile"
+    run_dir.mkdir(parents=True)
+    (run_dir / "api_key").write_text("k\n")
+    record = tmp_path / "argv"
+    subprocess.run(["bash", "-c", script], env={**os.environ, "RECORD": str(record)}, timeout=30, check=True)
+    argv = record.read_bytes().split(b"\0")[:-1]
+    assert f"export EVIL={shlex.quote(hostile)}" in script
+    assert argv[argv.index(b"--model") + 1].decode() == hostile
+    assert argv[argv.index(b"--served-model-name") + 1].decode() == hostile
+    words = [a.decode() for a in argv]
+    extra = words[words.index("--extra") + 1] if "--extra" in words else \
+        next(w for w in words if w.startswith("--extra=")).partition("=")[2]
+    assert extra == hostile
+    assert not marker.exists()
+
+
+def test_unknown_backend_lists_available():
+    result = vlaunch("render", "--backend", "lsf", "--model", "m")
+    assert_one_line_error(result, "no backend named 'lsf'", "available:", "local")
+
+
+def test_missing_model_only_matters_for_up_and_render():
+    result = vlaunch("render", "--profile", "turbo")
+    assert_one_line_error(result, "no model")
