@@ -26,11 +26,11 @@ def vlaunch(*args, env=None, timeout=600, input=None) -> subprocess.CompletedPro
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """A failure reported as one line on stderr, with no traceback, and a non-zero exit."""
+    """A failure reported as one line on stderr (besides indented progress lines), no traceback, non-zero exit."""
     assert result.returncode != 0, result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("  ")]
+    assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
 

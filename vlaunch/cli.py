@@ -120,6 +120,8 @@ class _Progress:
         self.pending = False
 
     def __call__(self, event):
+        if event.status == "waiting" and not event.detail and not self.tty:
+            return
         text = f"  {event.stage:<10} {event.status:<8} {event.seconds:6.1f}s  {event.detail}".rstrip()
         if self.tty and self.pending:
             click.echo("\r\033[K", nl=False, err=True)
