@@ -1,0 +1,93 @@
+"""End to end on the local backend with the real CPU vLLM serving the tiny model (one start)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from helpers import BIN, assert_one_line_error, live_group_members, vlaunch
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("local-vllm")
+    return {"VLAUNCH_STATE_DIR": str(root / "state"), "VLAUNCH_CONFIG_DIR": str(root / "config")}
+
+
+@pytest.fixture(scope="module")
+def job(env, tiny_model):
+    """`vlaunch up` of cpu-tiny, flags checked by the vLLM installed here; brought down at the end."""
+    result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "real", "--json", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    yield record
+    vlaunch("down", "real", env=env)
+
+
+def _post(url, body, key):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {key}"} if key else {})})
+    return json.load(urllib.request.urlopen(request, timeout=60))
+
+
+def test_ready_record(job):
+    assert job["state"] == "RUNNING" and job["ready_at"]
+    assert job["endpoint"].startswith("http://127.0.0.1:")
+    assert job["served_model_name"] == "tiny"
+
+
+def test_completion_with_key_and_refusal_without(job, env):
+    key = open(os.path.join(env["VLAUNCH_STATE_DIR"], "jobs", "real.key")).read().strip()
+    answer = _post(f"{job['endpoint']}/v1/completions", {"model": "tiny", "prompt": "Hello", "max_tokens": 4}, key)
+    assert answer["usage"]["completion_tokens"] == 4
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(f"{job['endpoint']}/v1/completions", {"model": "tiny", "prompt": "Hello", "max_tokens": 4}, None)
+    assert refused.value.code == 401
+
+
+def test_key_is_private_and_never_on_a_command_line(job, env):
+    key_file = os.path.join(env["VLAUNCH_STATE_DIR"], "jobs", "real.key")
+    key = open(key_file).read().strip()
+    assert os.stat(key_file).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(job["run_dir"], "api_key")).st_mode & 0o777 == 0o600
+    commands = subprocess.run(["ps", "-e", "-o", "args="], capture_output=True, text=True).stdout
+    assert key not in commands
+    assert "--api-key" not in commands
+
+
+def test_status_and_logs(job, env):
+    listed = json.loads(vlaunch("status", "--json", env=env).stdout)
+    assert [r["name"] for r in listed] == ["real"] and listed[0]["state"] == "RUNNING"
+    table = vlaunch("status", env=env).stdout
+    assert "real" in table and "RUNNING" in table and job["endpoint"] in table
+    assert "vlaunch: job starting on" in vlaunch("logs", "real", env=env).stdout
+
+
+def test_unknown_vllm_flag_fails_before_launch(env, tiny_model):
+    started = time.monotonic()
+    result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "typo", "--",
+                     "--max-num-seqz", "4", env=env, timeout=300)
+    assert_one_line_error(result, "vLLM does not know --max-num-seqz")
+    assert time.monotonic() - started < 120
+    assert "typo" not in vlaunch("status", "--no-refresh", env=env).stdout
+
+
+def test_logs_follow_ends_with_down_and_nothing_is_left(job, env):
+    follower = subprocess.Popen([str(BIN / "vlaunch"), "logs", "-f", "real"], stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, **env})
+    time.sleep(1)
+    down = vlaunch("down", "real", env=env)
+    assert down.returncode == 0 and "CANCELLED" in down.stdout
+    out, _ = follower.communicate(timeout=60)
+    assert follower.returncode == 0
+    assert "vlaunch: server exited with status" in out
+    assert not live_group_members(job["native_id"])
