@@ -98,7 +98,7 @@ def test_wrong_type_names_path(isolated):
 
 
 def test_impossible_parallelism():
-    with pytest.raises(ConfigError, match=r"parallelism needs 8 GPUs .* resources give 4"):
+    with pytest.raises(ConfigError, match=r"^profile turbo: parallelism needs 8 GPUs .* resources give 4"):
         resolve_profile("turbo", cli_layer(["vllm.tensor_parallel_size=2"]))
 
 

@@ -210,7 +210,7 @@ def resolve_profile(name: str, cli: Layer | None = None, *, project_dir: Path | 
     try:
         profile = Profile.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, Profile, sources)) from None
+        raise ConfigError(_explain(exc, Profile, sources, whole=f"profile {name}")) from None
     return Resolved(name, profile, sources)
 
 
@@ -220,15 +220,18 @@ def validate_options(resolved: Resolved, backend: str, options_model: type[BaseM
     try:
         return options_model.model_validate(table)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, options_model, resolved.sources, prefix=f"backend.{backend}.")) from None
+        raise ConfigError(_explain(exc, options_model, resolved.sources, prefix=f"backend.{backend}.",
+                                   whole=f"profile {resolved.name}")) from None
 
 
-def _explain(exc: ValidationError, model: type[BaseModel], sources: dict[str, str], prefix: str = "") -> str:
-    """One line for the first error: source file, dotted key path, pydantic's words and a suggestion."""
+def _explain(exc: ValidationError, model: type[BaseModel], sources: dict[str, str], prefix: str = "",
+             whole: str = "") -> str:
+    """One line for the first error: source file, dotted key path, pydantic's words and a suggestion.
+    An error about the whole profile (no key path) is attributed to ``whole``."""
     error = exc.errors()[0]
     loc = [str(p) for p in error["loc"]]
     path = prefix + ".".join(loc)
-    source = Resolved("", None, sources).source_of(path)  # type: ignore[arg-type]
+    source = Resolved("", None, sources).source_of(path) if loc else whole  # type: ignore[arg-type]
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = f"unknown key{_suggest(loc[-1], _fields_at(model, loc[:-1]))}"
