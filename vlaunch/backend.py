@@ -35,7 +35,7 @@ __all__ = ["BackendOptions", "JobSpec", "Backend", "ProcessBackend", "BatchBacke
 class BackendOptions(BaseModel):
     """Base of every backend's options model (the profile's ``[backend.NAME]`` table): unknown keys fail."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 @dataclass(frozen=True)

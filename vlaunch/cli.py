@@ -224,6 +224,29 @@ def logs(name, follow):
         out.flush()
 
 
+@cli.command()
+@click.argument("name", shell_complete=_complete_jobs)
+def tunnel(name):
+    """Forward a local port to a remote job's server until interrupted."""
+    from . import api
+
+    session = api.session_for(name)
+    try:
+        record = session.record
+        if not record.endpoint:
+            raise VlaunchError(f"job {name} has not published its address yet (state {record.state.value})")
+        url = session.local_url()
+        if session.transport.kind == "local":
+            click.echo(f"job {name} runs on this machine; no tunnel needed: {url}/v1")
+            return
+        click.echo(f"forwarding {url} -> {record.host}:{record.port} on {record.transport.get('host')}; Ctrl-C stops")
+        click.echo(f"export OPENAI_BASE_URL={url}/v1")
+        while True:
+            time.sleep(3600)
+    finally:
+        session.transport.close()
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--json", "json_", is_flag=True, help="Print as JSON.")
 @click.pass_context

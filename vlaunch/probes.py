@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -24,6 +22,8 @@ class Probe:
 
 
 def _request(url: str, api_key: str | None, body: dict | None = None, timeout: float = 5.0):
+    import urllib.request  # only when probing: keeps `render` and `status` free of HTTP client imports
+
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     if data:
@@ -36,6 +36,8 @@ def _request(url: str, api_key: str | None, body: dict | None = None, timeout: f
 
 def probe(stage: str, base_url: str, served_name: str | None, api_key: str | None, timeout: float = 5.0) -> Probe:
     """Probe ``stage`` of the server at ``base_url``; never raises for network or HTTP failures."""
+    import urllib.error
+
     try:
         if stage == "port":
             parts = urlsplit(base_url)

@@ -13,7 +13,7 @@ __all__ = ["Section", "VllmSection", "ServerSection", "ResourcesSection", "Envir
 class Section(BaseModel):
     """Base for every table: unknown keys are rejected, assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class VllmSection(Section):
