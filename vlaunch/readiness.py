@@ -46,12 +46,18 @@ class Readiness:
         self.progress = progress or (lambda event: None)
         self.deadline = deadline
         self._next_poll = 0.0
+        self._next_marker = 0.0
         self._poll_gap = 0.5
 
     # -- liveness ---------------------------------------------------------------------------------
     def _check_alive(self, force: bool = False) -> JobState:
-        """Refresh the job's state (throttled, with back-off); raise :class:`ServerDied` once it ended."""
+        """Refresh the job's state (throttled; the scheduler with back-off) and raise :class:`ServerDied`
+        once it ended. The job's exit marker is read every half second, so a crash is seen at once even
+        while the scheduler is polled gently."""
         now = time.monotonic()
+        if not force and now < self._next_marker:
+            return self.record.state
+        self._next_marker = now + 0.5
         marker = self.session.transport.read_file(self.record.path("exit_code"))
         if not force and marker is None and now < self._next_poll:
             return self.record.state
@@ -67,7 +73,7 @@ class Readiness:
                              + (f"; last log lines:\n{tail}" if tail else ""))
         return status.state
 
-    def _limit(self, stage: str, seconds: float | None) -> float:
+    def _limit(self, seconds: float | None) -> float:
         ends = [t for t in (time.monotonic() + seconds if seconds else None, self.deadline) if t]
         return min(ends) if ends else float("inf")
 
@@ -77,7 +83,7 @@ class Readiness:
 
     # -- stages -----------------------------------------------------------------------------------
     def _queued(self) -> None:
-        started, limit = time.monotonic(), self._limit("queued", self.settings.queue_timeout)
+        started, limit = time.monotonic(), self._limit(self.settings.queue_timeout)
         last_reason = None
         while True:
             state = self._check_alive(force=True)
@@ -89,7 +95,7 @@ class Readiness:
                 self.progress(StageEvent("queued", "waiting", time.monotonic() - started, last_reason or "pending"))
             if time.monotonic() > limit:
                 raise self._timeout("queued", started, last_reason or "")
-            time.sleep(min(self._poll_gap, max(0.0, self._next_poll - time.monotonic())) or 0.2)
+            time.sleep(self._poll_gap)
 
     def _process(self, started: float, limit: float) -> dict:
         self.progress(StageEvent("process", "waiting", 0.0, "waiting for the job to publish its address"))
@@ -110,7 +116,7 @@ class Readiness:
 
     def _http(self, stage: str, base_url: str, limit_seconds: float) -> None:
         started = time.monotonic()
-        limit = self._limit(stage, limit_seconds)
+        limit = self._limit(limit_seconds)
         self.progress(StageEvent(stage, "waiting", 0.0))
         last = ""
         while True:
@@ -130,7 +136,7 @@ class Readiness:
         """Wait through every stage; return the base URL (reachable from here) once ready."""
         self._queued()
         started = time.monotonic()
-        limit = self._limit("process", self.settings.start_timeout)
+        limit = self._limit(self.settings.start_timeout)
         where = self._process(started, limit)
         base_url = self.session.publish(where)
         self._http("port", base_url, max(1.0, limit - time.monotonic()))
