@@ -1,7 +1,7 @@
 """The Python API: the operations the CLI offers, for scripts and tests.
 
     >>> from vlaunch import api
-    >>> job = api.up("cpu-tiny", "local", model="/models/tiny")   # waits until really ready
+    >>> job = api.up("cpu-tiny", "local", api.Overrides(model="/models/tiny"))  # waits until really ready
     >>> api.down(job.name)
 """
 
@@ -62,8 +62,7 @@ class Prepared:
 
     def transport_spec(self, via: str | None) -> dict:
         """Where the job's commands run: the backend's own choice (ssh), ``via`` a login node, or here."""
-        own = getattr(self.backend, "transport_spec", None)
-        spec = own(self.options) if own else None
+        spec = self.backend.transport_spec(self.options)
         if spec and via:
             raise ConfigError(f"backend {self.backend.name} chooses its own host; --via does not apply")
         return spec or ({"kind": "ssh", "host": via} if via else {"kind": "local"})

@@ -68,6 +68,10 @@ class Backend(ABC):
         """Scheduler directive lines for the top of the script (none by default)."""
         return []
 
+    def transport_spec(self, options: BaseModel) -> dict | None:
+        """The transport this backend's jobs need (the ``ssh`` backend names its host); None: the caller's."""
+        return None
+
     def server_block(self, job: JobSpec) -> str | None:
         """Replace the core's single-node server block (multi-node launches); None keeps the core's."""
         return None
