@@ -92,6 +92,7 @@ def up(profile, backend, model, port, sets, vllm_args, name, extra, via, wait, t
     if not wait:
         click.echo(f"job {record.name} submitted ({record.backend} id {record.native_id}); "
                    f"follow it with: vlaunch status {record.name}")
+        click.echo(f"log: {record.log_path}")
         return
     _print_ready(record)
 

@@ -132,6 +132,15 @@ class Registry:
             raise JobNotFound(f"no job named {name!r} (known jobs: {known})")
         return self._load(path)
 
+    def reload(self, record: JobRecord) -> JobRecord:
+        """Refresh ``record`` in place from its stored version (kept as is when none is stored)."""
+        path = self._file(record.name)
+        if path.is_file():
+            stored = self._load(path)
+            for key in JobRecord.model_fields:
+                setattr(record, key, getattr(stored, key))
+        return record
+
     def _load(self, path: Path) -> JobRecord:
         try:
             return JobRecord.model_validate(json.loads(path.read_text()))

@@ -81,9 +81,12 @@ def port_lines(job: JobSpec) -> list[str]:
     return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}"]
 
 
-def server_block(job: JobSpec, launch: str | None = None) -> str:
-    """Start vLLM in the background, publish where it listens, forward SIGTERM, record its exit status."""
-    lines = ["# server", *port_lines(job), f"{launch or launch_line(job)} &", "VLAUNCH_PID=$!",
+def server_block(job: JobSpec, launch: str | None = None, prelude: list[str] = ()) -> str:
+    """Start vLLM in the background, publish where it listens, forward SIGTERM, record its exit status.
+
+    ``launch`` replaces the single-node command line; ``prelude`` lines run after the port is chosen
+    and before the launch (multi-node backends start their followers there)."""
+    lines = ["# server", *port_lines(job), *prelude, f"{launch or launch_line(job)} &", "VLAUNCH_PID=$!",
              "printf '{\"host\": \"%s\", \"port\": %s, \"pid\": %s}\\n' \"$(hostname)\" \"$" + PORT_VAR
              + "\" \"$VLAUNCH_PID\" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json",
              "trap 'kill -TERM \"$VLAUNCH_PID\" 2>/dev/null' TERM INT",

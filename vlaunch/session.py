@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from .backend import BatchBackend
 from .config.model import Profile
-from .errors import PluginError, TransportError
+from .errors import NotReady, PluginError, TransportError
 from .plugins import PluginHost
 from .probes import Probe
 from .registry import JobRecord, Registry
@@ -20,6 +20,7 @@ from .transport import Transport
 __all__ = ["JobSession", "make_transport", "connect_host", "apply_status", "refresh_many"]
 
 _ANY_ADDRESS = {"0.0.0.0", "::", "", "*"}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def make_transport(host: PluginHost, spec: dict) -> Transport:
@@ -53,7 +54,9 @@ class JobSession:
         return 10.0 if isinstance(self.backend, BatchBackend) else 1.0
 
     def refresh(self) -> JobStatus:
-        """Poll the backend for this job and record what it says."""
+        """Poll the backend for this job and record what it says (starting from the stored record, which
+        another vlaunch process, e.g. ``down``, may have changed)."""
+        self.registry.reload(self.record)
         statuses = self.host.hook.vlaunch_poll(backend=self.backend, jobs=[self.record], transport=self.transport)
         status = (statuses or {}).get(self.record.name)
         if status is None:
@@ -80,7 +83,17 @@ class JobSession:
         rec.port = int(where["port"])
         rec.host = connect_host(self.profile.server.host, rec.node)
         self.registry.save(rec)
+        self._check_reachable()
         return self.local_url()
+
+    def _check_reachable(self) -> None:
+        """A server bound to loopback on another node than the transport's machine can never answer."""
+        if self.record.host not in _LOOPBACK:
+            return
+        here = self.transport.run(["hostname"]).stdout.strip()
+        if here and here.split(".")[0] != self.record.node.split(".")[0]:
+            raise NotReady(f"the server binds {self.record.host} on node {self.record.node}, which {here} cannot"
+                           " reach; set server.host = \"0.0.0.0\" (or the node's address) in the profile")
 
     def local_url(self) -> str:
         """``http://host:port`` that reaches the server from this machine (through a forward if needed)."""
@@ -121,7 +134,11 @@ def refresh_many(host: PluginHost, registry: Registry, records: Iterable[JobReco
 
 
 def apply_status(registry: Registry, rec: JobRecord, status: JobStatus) -> None:
-    """Store an observed status in the record, and in the registry when it changed."""
+    """Store an observed status in the record, and in the registry when it changed. A final state,
+    once recorded, stays: later observations of an ended job (a log follower, a slow poll) cannot
+    rewrite how it ended."""
+    if rec.state.is_final:
+        return
     new = (status.state, status.reason, status.exit_code)
     if status.nodes and status.nodes[0]:
         rec.node = rec.node or status.nodes[0]

@@ -1,0 +1,50 @@
+"""JobSession: stored state wins over stale copies, final states stay, unreachable loopback servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlaunch.errors import NotReady
+from vlaunch.plugins import get_host
+from vlaunch.registry import JobRecord, Registry
+from vlaunch.session import JobSession, apply_status
+from vlaunch.states import JobState, JobStatus
+from vlaunch.testing import RecordingTransport, ok
+
+
+def record(**changes):
+    return JobRecord(name="j", backend="local", profile="cpu-tiny", run_dir="/srv/j", native_id="5", **changes)
+
+
+def test_a_final_state_is_not_rewritten(isolated):
+    registry = Registry()
+    rec = record(state=JobState.CANCELLED, reason="cancelled by vlaunch down")
+    registry.create(rec)
+    apply_status(registry, rec, JobStatus(JobState.FAILED, "server exited with status 143", exit_code=143))
+    assert registry.get("j").state is JobState.CANCELLED
+
+
+def test_refresh_starts_from_the_stored_record(isolated):
+    registry = Registry()
+    stale = record(state=JobState.RUNNING)
+    registry.create(stale)
+    stored = registry.get("j")
+    stored.cancel_requested = True
+    registry.save(stored)
+    transport = RecordingTransport()
+    transport.answer("ps", ok("  1 Ss\n"))  # group 5 is gone
+    transport.files["/srv/j/exit_code"] = "143\n"
+    session = JobSession(get_host(), registry, stale, transport)
+    assert session.refresh().state is JobState.CANCELLED  # cancel_requested came from the registry
+    assert registry.get("j").state is JobState.CANCELLED
+
+
+def test_loopback_server_on_another_node_is_reported(isolated):
+    registry = Registry()
+    rec = record()
+    registry.create(rec)
+    transport = RecordingTransport()
+    transport.answer("hostname", ok("login1\n"))
+    session = JobSession(get_host(), registry, rec, transport)
+    with pytest.raises(NotReady, match=r"binds 127.0.0.1 on node gpu7, which login1 cannot reach; set server.host"):
+        session.publish({"host": "gpu7", "port": 8000, "pid": 1})
