@@ -73,7 +73,8 @@ class ResourcesSection(Section):
     """What the job asks the machine or scheduler for."""
 
     nodes: int = Field(1, ge=1, description="Nodes (hosts) the server spans.")
-    gpus_per_node: int = Field(4, ge=0, description="GPUs per node; 0 for a CPU build of vLLM.")
+    gpus_per_node: int = Field(1, ge=0, description="GPUs per node; 0 for a CPU build of vLLM. When unset:"
+                               " data x tensor x pipeline parallelism over the nodes.")
     cpus_per_node: int | None = Field(None, ge=1, description="CPU cores per node.")
     memory: str | None = Field(None, pattern=r"^\d+[KMGT]?B?$", description="Memory per node, e.g. \"64G\".")
     walltime: str | None = Field(None, pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$", description="Time limit, [D-]HH:MM:SS.")
@@ -123,6 +124,10 @@ class Profile(Section):
     def _parallelism_fits(self):
         v, r = self.vllm, self.resources
         ranks = v.data_parallel_size * v.tensor_parallel_size * v.pipeline_parallel_size
+        if "gpus_per_node" not in r.model_fields_set:
+            if ranks % r.nodes:
+                raise ValueError(f"parallelism needs {ranks} GPUs, which do not divide evenly over {r.nodes} nodes")
+            r.gpus_per_node = ranks // r.nodes
         gpus = r.nodes * r.gpus_per_node
         if gpus and ranks != gpus:
             raise ValueError(
