@@ -1,0 +1,130 @@
+"""The ``pbs`` backend: qsub, qstat and qdel, for PBS Pro / OpenPBS and, with ``dialect = "torque"``, Torque.
+
+Only commands and parsers live here; the core runs them through the transport, polls all jobs in one
+call per round and falls back to the job's own exit marker for jobs the server no longer lists.
+"""
+
+from __future__ import annotations
+
+import re
+
+from vlaunch import BatchBackend
+from vlaunch.errors import ConfigError, SchedulerError, SubmitError
+from vlaunch.multinode import uses_ray
+from vlaunch.transport import CommandResult
+
+from .directives import OUTPUT_FILE, directive_lines
+from .multinode import multinode_server_block
+from .options import PbsOptions
+from .qstat import STATE_MAP, parse_qstat
+
+__all__ = ["PbsBackend", "refusal"]
+
+#: qstat's exit statuses for "no such job" (15001 % 256) and "finished, ask with -x" (15139 % 256).
+_UNKNOWN_JOB_RC = {153, 35}
+_JOB_ID = re.compile(r"\d+(\[\d*\])?(\.[A-Za-z0-9_.-]+)?")
+#: Torque-style wrappers over Slurm paste qsub's paths into a shell command line unquoted.
+_WRAPPER_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+,=@%~-]+")
+
+
+def refusal(result: CommandResult) -> str:
+    """qsub's own words for why it refused a job (PBS's ``qsub: ...`` lines, or a wrapped sbatch's errors)."""
+    lines = [line.strip().strip("'").strip() for line in f"{result.stderr}\n{result.stdout}".splitlines()]
+    said = [line for line in lines if line.startswith(("qsub:", "sbatch: error:"))]
+    return "; ".join(dict.fromkeys(said)) or result.message()
+
+
+class PbsBackend(BatchBackend):
+    """PBS batch jobs. An instance asks qstat in one dialect's form; :meth:`poll` uses one per dialect."""
+
+    name = "pbs"
+    description = "PBS Pro / OpenPBS batch jobs (Torque with dialect = \"torque\"): qsub, qstat, qdel"
+    options_model = PbsOptions
+    template = "pbs.sh.tmpl"
+    install_hint = "the PBS Pro / OpenPBS or Torque client commands"
+    state_map = STATE_MAP
+
+    def __init__(self, dialect: str = "pro"):
+        self.dialect = dialect
+
+    def directives(self, job):
+        """The ``#PBS`` lines for the job's profile and options."""
+        return directive_lines(job, job.options)
+
+    def server_block(self, job):
+        """Head and followers over ``$PBS_NODEFILE`` for multi-node jobs; the core's block otherwise
+        (one node, or Ray, which spans nodes by itself)."""
+        if job.profile.resources.nodes == 1 or uses_ray(job.profile):
+            return None
+        return multinode_server_block(job, job.options)
+
+    def submit_command(self, job, script_path):
+        """``qsub SCRIPT``; for Torque also ``-j oe -o RUN_DIR/pbs.out``, which its wrappers only take there."""
+        if job.options.dialect == "pro":
+            return ["qsub", script_path]
+        # Torque-style wrappers ignore "#PBS -j oe" and "#PBS -o": say them on the command line too.
+        output = job.path(OUTPUT_FILE)
+        for path in (script_path, output):
+            if not _WRAPPER_SAFE_PATH.fullmatch(path):
+                raise ConfigError(f"dialect torque: path {path!r} has characters a Torque-style qsub wrapper would"
+                                  " hand to a shell; choose a run_root of letters, digits and ./_-")
+        return ["qsub", "-j", "oe", "-o", output, script_path]
+
+    def parse_job_id(self, stdout):
+        """The id qsub printed: ``2.server`` (PBS Pro, Torque) or a bare ``2`` (wrappers over Slurm)."""
+        job_id = stdout.strip().splitlines()[-1].strip()
+        if not _JOB_ID.fullmatch(job_id):
+            raise ValueError(job_id)
+        return job_id
+
+    def status_command(self, job_ids):
+        """``qstat -x -f -F json IDS`` (history included), or the text ``qstat -f IDS`` for Torque."""
+        if self.dialect == "torque":
+            return ["qstat", "-f", *job_ids]
+        return ["qstat", "-x", "-f", "-F", "json", *job_ids]
+
+    def history_command(self, job_ids):
+        """PBS Pro: the same query for the jobs the first answer left out; Torque has no history."""
+        # -x already lists finished jobs; asking again for the ones left out recovers from servers
+        # that answer a multi-job JSON query with its first job only (openpbs issue 2672).
+        return None if self.dialect == "torque" else self.status_command(job_ids)
+
+    def parse_status(self, stdout):
+        """Statuses from either qstat form."""
+        return parse_qstat(stdout)
+
+    def parse_history(self, stdout):
+        """Statuses from either qstat form."""
+        return parse_qstat(stdout)
+
+    def cancel_command(self, job_id):
+        """``qdel ID``: asynchronous on PBS Pro; the core then waits for a final state."""
+        return ["qdel", job_id]
+
+    def submit(self, job, script_path, transport):
+        """Queue the script; a refusal carries qsub's own words, on one line."""
+        result = self._run(transport, self.submit_command(job, script_path))
+        if not result.ok:
+            raise SubmitError(f"pbs: qsub refused the job: {refusal(result)}")
+        try:
+            return self.parse_job_id(result.stdout)
+        except (ValueError, IndexError):
+            raise SubmitError(f"pbs: qsub printed no job id: {result.stdout.strip()[:200]!r}") from None
+
+    def _run(self, transport, argv, timeout=60.0):
+        """Run ``argv``; a qstat that fails for another reason than unknown jobs (server down, an option
+        this server lacks) raises instead of making its jobs look gone."""
+        result = super()._run(transport, argv, timeout)
+        if argv[0] == "qstat" and not result.ok and result.returncode not in _UNKNOWN_JOB_RC:
+            hint = " (is backend.pbs.dialect right for this server?)" if self.dialect == "pro" else ""
+            raise SchedulerError(f"pbs: qstat failed (exit status {result.returncode}): {result.message()}{hint}")
+        return result
+
+    def poll(self, jobs, transport):
+        """The core's batched poll, once per dialect among ``jobs`` (one qstat call each)."""
+        statuses = {}
+        for dialect in ("pro", "torque"):
+            group = [job for job in jobs if self.options_for(job).dialect == dialect]
+            if group:
+                statuses.update(BatchBackend.poll(PbsBackend(dialect), group, transport))
+        return statuses

@@ -1,0 +1,39 @@
+#!/bin/bash
+#PBS -N polaris
+#PBS -q debug
+#PBS -A YOUR_PROJECT
+#PBS -l select=1:ngpus=4:system=polaris
+#PBS -l walltime=01:00:00
+#PBS -l place=scatter
+#PBS -l filesystems=home:eagle
+#PBS -j oe
+#PBS -o /home/user/.vlaunch/runs/polaris/pbs.out
+#PBS -k doe
+# vlaunch job polaris: profile polaris, backend pbs
+VLAUNCH_RUN_DIR=/home/user/.vlaunch/runs/polaris
+cd -- "$VLAUNCH_RUN_DIR" || exit 1
+exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
+echo "vlaunch: job starting on $(hostname) at $(date)"
+echo "vlaunch: PBS job ${PBS_JOBID:-?} in queue ${PBS_QUEUE:-?}"
+# environment
+module use /soft/modulefiles
+module load conda
+conda activate base
+export HF_HOME=/eagle/YOUR_PROJECT/hf_cache
+export HTTPS_PROXY=http://proxy.alcf.anl.gov:3128
+export HTTP_PROXY=http://proxy.alcf.anl.gov:3128
+export http_proxy=http://proxy.alcf.anl.gov:3128
+export https_proxy=http://proxy.alcf.anl.gov:3128
+VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
+export VLLM_API_KEY
+# server
+VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
+vllm serve Qwen/Qwen3-VL-2B-Instruct --host 0.0.0.0 --port "$VLAUNCH_PORT" --data-parallel-size 4 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 &
+VLAUNCH_PID=$!
+printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
+trap 'kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM INT
+wait "$VLAUNCH_PID"; VLAUNCH_RC=$?
+while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done
+echo "$VLAUNCH_RC" >exit_code
+echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"
+exit "$VLAUNCH_RC"

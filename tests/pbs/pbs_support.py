@@ -1,0 +1,91 @@
+"""Helpers for the pbs backend's tests: recorded outputs, a replaying transport, replaying executables
+for PBS Pro commands, and the rig check."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from vlaunch.transport import CommandResult, Transport
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pbs"
+
+
+def fixture(name: str) -> str:
+    """The text of a recorded (or constructed) PBS output."""
+    return (FIXTURES / name).read_text()
+
+
+class ReplayTransport(Transport):
+    """Answers each command from a queue of results per program (the last one repeats); records every argv.
+
+    Stands in for a PBS Pro server, which cannot run on the test machines.
+    """
+
+    kind = "replay"
+
+    def __init__(self, answers: dict[str, list[tuple[int, str, str]]], files: dict[str, bytes] | None = None):
+        self.answers = {name: list(queue) for name, queue in answers.items()}
+        self.files = dict(files or {})
+        self.calls: list[tuple[str, ...]] = []
+
+    def run(self, argv: Sequence[str], *, input=None, timeout=60.0) -> CommandResult:
+        argv = tuple(argv)
+        self.calls.append(argv)
+        queue = self.answers[argv[0]]
+        rc, out, err = queue.pop(0) if len(queue) > 1 else queue[0]
+        return CommandResult(argv, rc, out, err)
+
+    def write_file(self, path, data, mode=0o644):
+        self.files[path] = data.encode()
+
+    def read_file(self, path, offset=0):
+        data = self.files.get(path)
+        return None if data is None else data[offset:]
+
+    def spawn(self, argv, *, cwd, log):
+        raise AssertionError("a batch backend never spawns")
+
+    def home(self):
+        return "/home/pbsuser"
+
+    def programs(self) -> list[str]:
+        """The program of every command run, in order."""
+        return [argv[0] for argv in self.calls]
+
+
+def replay_bin(folder: Path, name: str, *answers: tuple[int, str, str]) -> Path:
+    """An executable ``folder/name`` (a PBS Pro command stand-in) that gives recorded ``(rc, stdout, stderr)``
+    answers in order, the last one repeating, and appends each call's arguments to ``folder/name.calls``."""
+    state = folder / f"{name}.d"
+    state.mkdir(parents=True, exist_ok=True)
+    for index, (rc, out, err) in enumerate(answers, 1):
+        (state / f"{index}.out").write_text(out)
+        (state / f"{index}.err").write_text(err)
+        (state / f"{index}.rc").write_text(str(rc))
+    (state / "at").write_text("0")
+    d, calls = shlex.quote(str(state)), shlex.quote(str(folder / f"{name}.calls"))
+    program = folder / name
+    program.write_text(f"""#!/bin/sh
+echo "$*" >>{calls}
+i=$(cat {d}/at)
+if [ -e {d}/$((i + 1)).rc ]; then i=$((i + 1)); echo "$i" >{d}/at; fi
+cat {d}/$i.out
+cat {d}/$i.err >&2
+exit "$(cat {d}/$i.rc)"
+""")
+    program.chmod(0o755)
+    return program
+
+
+def require_pbs_rig() -> None:
+    """Fail (never skip) with a clear message when the Torque-style PBS rig is not up."""
+    if not shutil.which("qsub") or not shutil.which("scontrol"):
+        raise AssertionError("the PBS rig is not up: no qsub/scontrol on PATH (run scripts/rig/pbs-up.sh as root)")
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    if "UP" not in ping.stdout:
+        raise AssertionError(f"the PBS rig is not up: scontrol ping says {ping.stdout.strip() or ping.stderr.strip()!r}"
+                             " (run scripts/rig/pbs-up.sh as root)")
