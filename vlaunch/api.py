@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .backend import Backend, JobSpec
 from .config.flags import vllm_flags
 from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate_options
-from .errors import ConfigError, NotReady, SubmitError, VlaunchError
+from .errors import ConfigError, NotReady, SubmitError, TransportError, VlaunchError
 from .paths import state_dir
 from .plugins import PluginHost, get_host
 from .readiness import Readiness, StageEvent
@@ -157,6 +157,9 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
 def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str) -> JobSession:
     job = prepared.job(name, f"{_run_root(prepared, transport)}/{name}")
     script = prepared.script(job)
+    if any(transport.read_file(job.path(leaf)) is not None for leaf in ("rendezvous.json", "exit_code")):
+        raise SubmitError(f"{job.run_dir} holds the files of an earlier job named {name} (they would mislead"
+                          " readiness); choose another --name, or remove that directory")
     record = JobRecord(name=name, backend=prepared.backend.name, profile=prepared.resolved.name,
                        transport=transport.describe(), run_dir=job.run_dir,
                        config=prepared.profile.model_dump(mode="json"), command=launch_line(job),
@@ -185,6 +188,9 @@ def _wait(session: JobSession, timeout: float | None, keep: bool, progress) -> N
     deadline = time.monotonic() + timeout if timeout else None
     try:
         Readiness(session, progress, deadline).run()
+    except TransportError as exc:
+        raise TransportError(f"{exc}; job {session.record.name} is kept: `vlaunch status {session.record.name}`"
+                             " reconnects") from None
     except (NotReady, KeyboardInterrupt) as exc:
         if not keep:
             session.cancel()

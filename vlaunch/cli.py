@@ -45,6 +45,7 @@ def profile_options(func):
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override a setting, e.g. vllm.max_num_seqs=256 (repeatable)."),
         click.option("--vllm-args", default="", metavar="FLAGS", help='Extra vLLM flags as one string, e.g. "--max-num-seqs 256".'),
+        click.option("--host", metavar="HOST", help="Run on this SSH host: short for --backend ssh --set backend.ssh.host=HOST."),
         click.option("--name", help="Job name (default: PROFILE-xxxxxx)."),
         click.argument("extra", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -53,11 +54,22 @@ def profile_options(func):
     return func
 
 
-def _overrides(model, port, sets, vllm_args, extra):
+def _overrides(model, port, sets, vllm_args, extra, host=None):
     from .api import Overrides
 
     words = shlex.split(vllm_args) + list(extra)
-    return Overrides(sets=list(sets), model=model, port=port, vllm_args=words)
+    sets = list(sets) + ([f"backend.ssh.host={json.dumps(host)}"] if host else [])
+    return Overrides(sets=sets, model=model, port=port, vllm_args=words)
+
+
+def _backend_for_host(backend, host):
+    """``--host`` means the ssh backend; with a scheduler backend the user wants ``--via``."""
+    if not host:
+        return backend
+    if backend not in ("local", "ssh"):
+        raise click.UsageError(f"--host runs vLLM directly on a host (backend ssh); to submit to {backend}"
+                               f" through a login node use --via {host}")
+    return "ssh"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,7 +86,7 @@ def cli():
 @click.option("--keep-on-failure", is_flag=True, help="Keep the job running when waiting fails.")
 @click.option("--no-check-flags", is_flag=True, help="Skip checking the flags with the vLLM installed here.")
 @click.option("--json", "json_", is_flag=True, help="Print the job record as JSON.")
-def up(profile, backend, model, port, sets, vllm_args, name, extra, via, wait, timeout, keep_on_failure,
+def up(profile, backend, model, port, sets, vllm_args, host, name, extra, via, wait, timeout, keep_on_failure,
        no_check_flags, json_):
     """Start a vLLM server and wait until it is ready; print its endpoint.
 
@@ -83,7 +95,8 @@ def up(profile, backend, model, port, sets, vllm_args, name, extra, via, wait, t
     from . import api
 
     progress = None if json_ else _Progress()
-    record = api.up(profile, backend, _overrides(model, port, sets, vllm_args, extra), name=name, via=via,
+    backend = _backend_for_host(backend, host)
+    record = api.up(profile, backend, _overrides(model, port, sets, vllm_args, extra, host), name=name, via=via,
                     wait=wait, timeout=timeout, check_flags=not no_check_flags, keep_on_failure=keep_on_failure,
                     progress=progress)
     if json_:
@@ -137,11 +150,13 @@ class _Progress:
 @cli.command()
 @profile_options
 @click.option("--run-root", help="Directory for job files in the rendered paths.")
-def render(profile, backend, model, port, sets, vllm_args, name, extra, run_root):
+def render(profile, backend, model, port, sets, vllm_args, host, name, extra, run_root):
     """Print the exact job script `up` would start; nothing is launched."""
     from . import api
 
-    text = api.render(profile, backend, _overrides(model, port, sets, vllm_args, extra), name=name, run_root=run_root)
+    backend = _backend_for_host(backend, host)
+    text = api.render(profile, backend, _overrides(model, port, sets, vllm_args, extra, host), name=name,
+                      run_root=run_root)
     click.echo(text, nl=False)
 
 
@@ -227,7 +242,8 @@ def logs(name, follow):
 
 @cli.command()
 @click.argument("name", shell_complete=_complete_jobs)
-def tunnel(name):
+@click.option("--port", "local_port", type=int, default=0, help="Local port to listen on (default: a free one).")
+def tunnel(name, local_port):
     """Forward a local port to a remote job's server until interrupted."""
     from . import api
 
@@ -236,12 +252,16 @@ def tunnel(name):
         record = session.record
         if not record.endpoint:
             raise VlaunchError(f"job {name} has not published its address yet (state {record.state.value})")
-        url = session.local_url()
         if session.transport.kind == "local":
-            click.echo(f"job {name} runs on this machine; no tunnel needed: {url}/v1")
+            click.echo(f"job {name} runs on this machine; no tunnel needed: {record.endpoint}/v1")
             return
-        click.echo(f"forwarding {url} -> {record.host}:{record.port} on {record.transport.get('host')}; Ctrl-C stops")
-        click.echo(f"export OPENAI_BASE_URL={url}/v1")
+        host, port = session.transport.forward(record.host, record.port, local_port)
+        click.echo(f"forwarding http://{host}:{port} -> {record.host}:{record.port} on"
+                   f" {record.transport.get('host')}; Ctrl-C stops")
+        tunnel_command = getattr(session.transport, "tunnel_command", None)
+        if tunnel_command:
+            click.echo(f"the same with OpenSSH: {tunnel_command(record.host, record.port, port)}")
+        click.echo(f"export OPENAI_BASE_URL=http://{host}:{port}/v1")
         while True:
             time.sleep(3600)
     finally:
@@ -355,8 +375,12 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "vlaunch"
+        click.echo(f"error: {exc.format_message()} (see: {command} --help)", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except VlaunchError as exc:
         click.echo(f"error: {exc}", err=True)

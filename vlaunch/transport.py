@@ -67,8 +67,9 @@ class Transport(ABC):
     def home(self) -> str:
         """The user's home directory on the target."""
 
-    def forward(self, host: str, port: int) -> tuple[str, int]:
-        """Return an address on this machine that reaches ``host:port`` as the target sees it."""
+    def forward(self, host: str, port: int, local_port: int = 0) -> tuple[str, int]:
+        """Return an address on this machine that reaches ``host:port`` as the target sees it
+        (a remote transport listens on ``local_port``, or on a free port when it is 0)."""
         return host, port
 
     def describe(self) -> dict:
@@ -96,7 +97,7 @@ class LocalTransport(Transport):
 
     def write_file(self, path, data, mode=0o644):
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             os.fchmod(fd, mode)
