@@ -1,0 +1,220 @@
+"""The SSH transport: the core's :class:`~vlaunch.transport.Transport` over one paramiko connection.
+
+Commands are argv lists joined into one shell line by :func:`vlaunch.shell.join` (the remote login
+shell must be POSIX-like: bash, zsh, dash, ksh). Files move over SFTP. One connection (plus its jump
+hosts) serves every call of one vlaunch command, port forwards included, until :meth:`close`.
+Every paramiko or socket failure surfaces as one :class:`~vlaunch.errors.TransportError` line.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import secrets
+import select
+import threading
+import time
+from contextlib import contextmanager
+
+import paramiko
+from pydantic import ValidationError
+
+from vlaunch import shell
+from vlaunch.errors import CommandNotFound, TransportError, VlaunchError
+from vlaunch.transport import CommandResult, Transport
+
+from .backend import SSHTarget
+from .connect import open_clients
+from .forward import LocalForward
+
+__all__ = ["SSHTransport"]
+
+# paramiko logs refused forward channels and lost connections at ERROR; vlaunch reports failures itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+
+def _target(spec: dict) -> SSHTarget:
+    try:
+        target = SSHTarget.model_validate({k: v for k, v in spec.items() if k != "kind"})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, error["loc"]))
+        raise TransportError(f"invalid ssh transport {spec}: {where}: {error['msg']}") from None
+    if not target.host:
+        raise TransportError(f"invalid ssh transport {spec}: no host")
+    return target
+
+
+class SSHTransport(Transport):
+    """Runs commands, moves files, starts detached processes and forwards ports on an SSH host."""
+
+    kind = "ssh"
+
+    def __init__(self, spec: dict):
+        self.target = _target(spec)
+        self.destination, self._clients = open_clients(self.target)
+        self._sftp_client: paramiko.SFTPClient | None = None
+        self._sftp_lock = threading.Lock()
+        self._forwards: dict[tuple, LocalForward] = {}
+        self._home: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The host as messages name it."""
+        return self.destination.label
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _ssh(self) -> paramiko.Transport:
+        ssh = self._clients[-1].get_transport() if self._clients else None
+        if ssh is None or not ssh.is_active():
+            raise TransportError(f"the ssh connection to {self.label} was lost")
+        return ssh
+
+    @contextmanager
+    def _guard(self, doing: str):
+        """Turn paramiko and socket failures while ``doing`` something into one TransportError line."""
+        try:
+            yield
+        except VlaunchError:
+            raise
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self._ssh()  # raises "connection lost" when that is the cause
+            raise TransportError(f"ssh {self.label}: {doing} failed: {exc or type(exc).__name__}") from None
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        if self._sftp_client is None:
+            self._sftp_client = self._clients[-1].open_sftp()
+        return self._sftp_client
+
+    def _exec(self, command: str, input: str | None, timeout: float | None, doing: str) -> tuple[int, str, str]:
+        with self._guard(doing):
+            channel = self._ssh().open_session(timeout=self.destination.timeout)
+            try:
+                channel.exec_command(command)
+                if input is not None:
+                    channel.sendall(input.encode())
+                channel.shutdown_write()
+                out, err = self._collect(channel, timeout, doing)
+                code = channel.recv_exit_status()
+            finally:
+                channel.close()
+        if code == -1:
+            self._ssh()
+        return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def _collect(self, channel: paramiko.Channel, timeout: float | None, doing: str) -> tuple[bytes, bytes]:
+        """Read stdout and stderr until the command exits (both drained, so neither can block it)."""
+        deadline = time.monotonic() + timeout if timeout else None
+        out, err = bytearray(), bytearray()
+        while True:
+            while channel.recv_ready():
+                out += channel.recv(65536)
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                return bytes(out), bytes(err)
+            left = deadline - time.monotonic() if deadline else 1.0
+            if left <= 0:
+                raise TransportError(f"ssh {self.label}: {doing} did not finish within {timeout:g} s")
+            select.select([channel], [], [], min(left, 1.0))
+
+    # -- the Transport seam ---------------------------------------------------------------------
+    def run(self, argv, *, input=None, timeout=60.0):
+        """Run ``argv`` on the host, every word quoted once; rc 127 "not found" raises CommandNotFound."""
+        argv = tuple(str(a) for a in argv)
+        code, out, err = self._exec(shell.join(argv), input, timeout, f"running {argv[0]}")
+        if code == 127 and "not found" in err:
+            raise CommandNotFound(f"command not found on {self.label}: {argv[0]}")
+        return CommandResult(argv, code, out, err)
+
+    def write_file(self, path, data, mode=0o644):
+        """Write over SFTP to a temporary name (mode set before any byte), then rename into place."""
+        directory, name = posixpath.split(path)
+        temporary = f"{directory}/.{name}.{secrets.token_hex(4)}"
+        with self._sftp_lock, self._guard(f"writing {path}"):
+            sftp = self._sftp()
+            self._makedirs(sftp, directory)
+            try:
+                with sftp.open(temporary, "wx") as handle:
+                    handle.chmod(mode)
+                    handle.write(data.encode())
+                sftp.posix_rename(temporary, path)
+            except BaseException:
+                try:
+                    sftp.remove(temporary)
+                except (OSError, paramiko.SSHException):
+                    pass
+                raise
+
+    @staticmethod
+    def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+        parts = [p for p in directory.split("/") if p]
+        current = "/" if directory.startswith("/") else ""
+        for part in parts:
+            current = posixpath.join(current, part) if current else part
+            try:
+                sftp.stat(current)
+            except FileNotFoundError:
+                sftp.mkdir(current, mode=0o700)
+
+    def read_file(self, path, offset=0):
+        """The bytes of ``path`` from ``offset`` (None when it does not exist), read with prefetching."""
+        with self._sftp_lock, self._guard(f"reading {path}"):
+            try:
+                handle = self._sftp().open(path, "rb")
+            except FileNotFoundError:
+                return None
+            with handle:
+                handle.seek(offset)
+                handle.prefetch()
+                return handle.read()
+
+    def spawn(self, argv, *, cwd, log):
+        """Start ``argv`` in a new session on the host, every fd detached (or the channel would stay open)."""
+        line = (f"cd {shell.quote(cwd)} || exit 1; setsid {shell.join(argv)} >>{shell.quote(log)} 2>&1 </dev/null"
+                " & echo $!")
+        code, out, err = self._exec(line, None, 30.0, f"starting {argv[0]}")
+        pid = out.strip().rpartition("\n")[2]
+        if code != 0 or not pid.isdigit():
+            why = err.strip() or out.strip() or f"exit status {code}"
+            raise TransportError(f"ssh {self.label}: cannot start {argv[0]} in {cwd}: {why}")
+        return int(pid)
+
+    def home(self):
+        """The login directory on the host (where SFTP sessions start)."""
+        if self._home is None:
+            with self._sftp_lock, self._guard("finding the home directory"):
+                self._home = self._sftp().normalize(".")
+        return self._home
+
+    def forward(self, host, port, local_port: int = 0):
+        """Listen on 127.0.0.1 (``local_port``, or a free one) and forward to ``host:port`` as the SSH host
+        sees it, in background threads, until :meth:`close`; return the local address."""
+        key = (host, int(port), local_port)
+        if key not in self._forwards:
+            try:
+                self._forwards[key] = LocalForward(self._ssh(), host, int(port), local_port)
+            except OSError as exc:
+                raise TransportError(f"cannot listen on 127.0.0.1:{local_port}: {exc.strerror}") from None
+        return self._forwards[key].address
+
+    def tunnel_command(self, host: str, port: int, local_port: int) -> str:
+        """The OpenSSH command that forwards ``localhost:local_port`` to ``host:port`` as this transport does."""
+        target = f"[{host}]" if ":" in host else host
+        return self.destination.ssh_command("-N", "-L", f"{local_port}:{target}:{port}")
+
+    def describe(self):
+        """The spec to reconnect later (``accept_new_host_key`` is not kept: the key is known by then)."""
+        return {"kind": self.kind, **self.target.model_dump(exclude_defaults=True, exclude={"accept_new_host_key"})}
+
+    def close(self):
+        """Stop the forwards and close SFTP and the connections (jump hosts last)."""
+        for forward in self._forwards.values():
+            forward.close()
+        self._forwards.clear()
+        if self._sftp_client is not None:
+            self._sftp_client.close()
+            self._sftp_client = None
+        for client in reversed(self._clients):
+            client.close()
+        self._clients = []
