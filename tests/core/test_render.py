@@ -94,3 +94,14 @@ def test_unknown_backend_lists_available():
 def test_missing_model_only_matters_for_up_and_render():
     result = vlaunch("render", "--profile", "turbo")
     assert_one_line_error(result, "no model")
+
+
+def test_host_means_the_ssh_backend_and_points_schedulers_to_via():
+    script = render("--profile", "cpu-tiny", "--model", "m", "--host", "gpubox")
+    assert "backend ssh" in script.splitlines()[1]
+    result = vlaunch("render", "--profile", "cpu-tiny", "--model", "m", "--host", "gpubox", "--backend", "slurm")
+    assert_one_line_error(result, "--host runs vLLM directly on a host", "use --via gpubox")
+
+
+def test_usage_errors_are_one_line():
+    assert_one_line_error(vlaunch("up", "--bogus"), "No such option '--bogus'", "vlaunch up --help")
