@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import CommandNotFound, SubmitError, TransportError
+from .errors import CommandNotFound, SchedulerError, SubmitError, TransportError
 from .states import JobState, JobStatus
+from .transport import CommandResult
 
 if TYPE_CHECKING:
     from .config.model import Profile
@@ -187,6 +188,13 @@ class BatchBackend(Backend):
     def cancel_command(self, job_id: str) -> list[str]:
         """argv that cancels ``job_id``."""
 
+    def unknown_jobs(self, result: CommandResult) -> bool:
+        """True when a failed status command only says that some of its jobs are unknown to the scheduler
+        (ended and purged: the core then asks the history and the exit markers). Any other failure (the
+        server down, an option it lacks) must not make jobs look ended: the core raises instead. A
+        backend may also raise :class:`~vlaunch.errors.SchedulerError` here with its own hint."""
+        return False
+
     def history_command(self, job_ids: Sequence[str]) -> list[str] | None:
         """argv that reports on jobs that left the live queue (accounting, history), or None."""
         return None
@@ -208,8 +216,11 @@ class BatchBackend(Backend):
         by_id = {job.native_id: job for job in jobs if job.native_id}
         if not by_id:
             return {}
-        result = self._run(transport, self.status_command(sorted(by_id)))
-        seen = self.parse_status(result.stdout) if result.ok or result.stdout.strip() else {}
+        argv = self.status_command(sorted(by_id))
+        result = self._run(transport, argv)
+        if not result.ok and not self.unknown_jobs(result):
+            raise SchedulerError(f"{self.name}: {argv[0]} failed (exit status {result.returncode}): {result.message()}")
+        seen = self.parse_status(result.stdout) if result.stdout.strip() else {}
         missing = [i for i in by_id if i not in seen]
         history_argv = self.history_command(missing) if missing else None
         if history_argv:

@@ -111,14 +111,13 @@ class PbsBackend(BatchBackend):
         except (ValueError, IndexError):
             raise SubmitError(f"pbs: qsub printed no job id: {result.stdout.strip()[:200]!r}") from None
 
-    def _run(self, transport, argv, timeout=60.0):
-        """Run ``argv``; a qstat that fails for another reason than unknown jobs (server down, an option
-        this server lacks) raises instead of making its jobs look gone."""
-        result = super()._run(transport, argv, timeout)
-        if argv[0] == "qstat" and not result.ok and result.returncode not in _UNKNOWN_JOB_RC:
-            hint = " (is backend.pbs.dialect right for this server?)" if self.dialect == "pro" else ""
-            raise SchedulerError(f"pbs: qstat failed (exit status {result.returncode}): {result.message()}{hint}")
-        return result
+    def unknown_jobs(self, result):
+        """qstat's "unknown job" and "finished, ask with -x" statuses; any other failure (server down, an
+        option this server lacks) raises instead of making its jobs look gone."""
+        if result.returncode in _UNKNOWN_JOB_RC:
+            return True
+        hint = " (is backend.pbs.dialect right for this server?)" if self.dialect == "pro" else ""
+        raise SchedulerError(f"pbs: qstat failed (exit status {result.returncode}): {result.message()}{hint}")
 
     def poll(self, jobs, transport):
         """The core's batched poll, once per dialect among ``jobs`` (one qstat call each)."""

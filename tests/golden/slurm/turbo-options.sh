@@ -1,0 +1,36 @@
+#!/bin/bash
+#SBATCH --job-name=turbo-options
+#SBATCH --chdir=/srv/vlaunch/runs/turbo-options
+#SBATCH --output=/srv/vlaunch/runs/turbo-options/slurm-%j.out
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task=32
+#SBATCH --gpus-per-node=4
+#SBATCH --mem=200G
+#SBATCH --time=12:00:00
+#SBATCH --partition=gpu
+#SBATCH --account=proj-42
+#SBATCH --qos=normal
+#SBATCH --constraint='a100&ib'
+#SBATCH --exclusive
+#SBATCH '--comment=vlaunch demo'
+# vlaunch job turbo-options: profile turbo, backend slurm
+VLAUNCH_RUN_DIR=/srv/vlaunch/runs/turbo-options
+cd -- "$VLAUNCH_RUN_DIR" || exit 1
+exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
+echo "vlaunch: job starting on $(hostname) at $(date)"
+echo "vlaunch: slurm job $SLURM_JOB_ID on $SLURM_JOB_NODELIST"
+# environment
+VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
+export VLLM_API_KEY
+# server
+VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
+vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 4 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 &
+VLAUNCH_PID=$!
+printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
+trap 'kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM INT
+wait "$VLAUNCH_PID"; VLAUNCH_RC=$?
+while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done
+echo "$VLAUNCH_RC" >exit_code
+echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"
+exit "$VLAUNCH_RC"
