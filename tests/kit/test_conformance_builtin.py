@@ -1,12 +1,52 @@
-"""The built-in backends run the same conformance suite third-party backends do."""
+"""The built-in backends run the same conformance suite a third-party backend runs."""
 
 from __future__ import annotations
 
 from helpers import REPO
 
-from vlaunch.testing import ProcessConformance
+from vlaunch import JobState
+from vlaunch.testing import BatchConformance, ProcessConformance
+
+GOLDEN = REPO / "tests" / "golden" / "conformance"
+PBS = REPO / "tests" / "fixtures" / "pbs"
 
 
 class TestLocalConformance(ProcessConformance):
     backend_name = "local"
-    golden_dir = REPO / "tests" / "golden" / "conformance" / "local"
+    golden_dir = GOLDEN / "local"
+
+
+class TestSshConformance(ProcessConformance):
+    backend_name = "ssh"
+    sets = ['backend.ssh.host="gpubox"']
+    golden_dir = GOLDEN / "ssh"
+    submit_answers = {"bash": "vlaunch-preflight: ok\n"}  # the backend's check that vLLM is on the host
+
+
+class TestSlurmConformance(BatchConformance):
+    backend_name = "slurm"
+    golden_dir = GOLDEN / "slurm"
+    submit_stdout = "4242\n"  # sbatch --parsable
+    submit_job_id = "4242"
+    native_states = ["PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "COMPLETED", "FAILED", "CANCELLED",
+                     "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "SUSPENDED", "REQUEUED", "BOOT_FAIL",
+                     "DEADLINE"]
+    # Lines squeue printed on the test rig (format: JobID|State|Reason|NodeList|exit_code|).
+    status_samples = [("12|PENDING|Resources|||\n14|RUNNING|None|vm|0|\n17|TIMEOUT|TimeLimit|vm|0|\n",
+                       {"12": JobState.PENDING, "14": JobState.RUNNING, "17": JobState.TIMEOUT})]
+    pending_sample = ("12|PENDING|Resources|||\n", "12", "busy")
+    refusal_stderr = "sbatch: error: Batch job submission failed: Requested node configuration is not available"
+
+
+class TestPbsConformance(BatchConformance):
+    backend_name = "pbs"
+    golden_dir = GOLDEN / "pbs"
+    submit_stdout = "2.vm\n"  # qsub on OpenPBS 23.06
+    submit_job_id = "2.vm"
+    native_states = ["Q", "H", "W", "T", "S", "U", "R", "E", "B", "F", "X"]
+    # Recorded from a real OpenPBS 23.06 server (tests/fixtures/pbs/README.md).
+    status_samples = [((PBS / "running_job.json").read_text(), {"1.vm": JobState.RUNNING}),
+                      ((PBS / "finished_job_exit7.json").read_text(), {"4.vm": JobState.FAILED}),
+                      ((PBS / "deleted_job_history.json").read_text(), {"1.vm": JobState.CANCELLED})]
+    pending_sample = ((PBS / "queued_job_gpu4_comment.json").read_text(), "2.vm", "Insufficient amount of resource")
+    refusal_stderr = "qsub: Unknown queue"

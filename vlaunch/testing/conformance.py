@@ -198,6 +198,9 @@ class BatchConformance(BackendConformance):
 class ProcessConformance(BackendConformance):
     """Checks for backends that run the script as a detached process group (:class:`vlaunch.ProcessBackend`)."""
 
+    #: Answers (program -> stdout) for commands the backend runs before it spawns (a preflight check).
+    submit_answers: ClassVar[dict[str, str]] = {}
+
     def backend(self) -> ProcessBackend:
         backend = get_host().backend(self.backend_name)
         assert isinstance(backend, ProcessBackend)
@@ -205,10 +208,12 @@ class ProcessConformance(BackendConformance):
 
     def test_submit_spawns_the_script(self):
         transport = RecordingTransport()
+        for program, stdout in self.submit_answers.items():
+            transport.answer(program, ok(stdout))
         prepared = self.prepared()
         job = prepared.job("conformance", "/srv/vlaunch/runs/conformance")
         assert self.backend().submit(job, "/srv/job.sh", transport) == "4242"
-        assert transport.calls == [("bash", "/srv/job.sh")]
+        assert transport.calls[-1] == ("bash", "/srv/job.sh"), "the script is spawned through the transport"
 
     def test_cancel_of_a_gone_group_is_a_no_op(self):
         transport = RecordingTransport()
