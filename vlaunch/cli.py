@@ -348,6 +348,20 @@ def backends(json_):
         click.echo(f"failed to load plugin {failure.name!r} from {failure.distribution}: {failure.error}", err=True)
 
 
+@cli.command("new-backend")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Where to create vlaunch-NAME/.")
+def new_backend(name, parent):
+    """Write a backend plugin package (vlaunch-NAME/) that passes the conformance suite as generated."""
+    from pathlib import Path
+
+    from .testing.newbackend import write_backend
+
+    dest = write_backend(name, Path(parent))
+    click.echo(f"wrote {dest}: pip install -e '{dest}[test]' && pytest {dest}/tests")
+
+
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell):
