@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import JobNotFound, RegistryError
 from .paths import state_dir
@@ -33,6 +33,8 @@ def now_iso() -> str:
 
 class JobRecord(BaseModel):
     """Everything vlaunch knows about one job; enough to find, reach and stop it from a new process."""
+
+    model_config = ConfigDict(defer_build=True)
 
     name: str
     backend: str
