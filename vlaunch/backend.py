@@ -93,9 +93,9 @@ class Backend(ABC):
         """This backend's options as stored with a job's resolved profile."""
         return self.options_model.model_validate(job.config.get("backend", {}).get(self.name, {}))
 
-    def _run(self, transport: Transport, argv: list[str], timeout: float = 60.0):
+    def _run(self, transport: Transport, argv: list[str], timeout: float = 60.0, stdin: str | None = None):
         try:
-            return transport.run(argv, timeout=timeout)
+            return transport.run(argv, input=stdin, timeout=timeout)
         except CommandNotFound:
             hint = f" ({self.install_hint})" if self.install_hint else ""
             raise CommandNotFound(f"backend {self.name} needs `{argv[0]}` on the target, which has none{hint}") from None
@@ -203,8 +203,12 @@ class BatchBackend(Backend):
         """Statuses by job id from :meth:`history_command` output."""
         return {}
 
+    def submit_input(self, job: JobSpec, script_path: str) -> str | None:
+        """Text for the submit command's standard input (a scheduler that reads ``cmd < script``), or None."""
+        return None
+
     def submit(self, job, script_path, transport):
-        result = self._run(transport, self.submit_command(job, script_path))
+        result = self._run(transport, self.submit_command(job, script_path), stdin=self.submit_input(job, script_path))
         if not result.ok:
             raise SubmitError(f"{self.name}: the scheduler refused the job: {result.message()}")
         try:

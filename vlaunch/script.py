@@ -14,6 +14,8 @@ from importlib import resources
 from . import shell
 from .backend import Backend, JobSpec
 from .config.flags import PORT_VAR, server_argv
+from .errors import ConfigError
+from .multinode import uses_ray
 
 __all__ = ["render_script", "fill_template", "environment_block", "server_block", "launch_line", "port_lines",
            "free_port_command", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
@@ -107,10 +109,14 @@ def _template_text(backend: Backend) -> str:
 
 def render_script(job: JobSpec, backend: Backend) -> str:
     """The complete job script for ``job`` on ``backend``."""
+    server = backend.server_block(job)
+    if server is None and job.profile.resources.nodes > 1 and not uses_ray(job.profile):
+        raise ConfigError(f"backend {backend.name} starts single-node servers only; resources.nodes is"
+                          f" {job.profile.resources.nodes}")
     blocks = {
         "directives": "\n".join(backend.directives(job)),
         "header": _header(job, backend),
         "environment": environment_block(job),
-        "server": backend.server_block(job) or server_block(job),
+        "server": server or server_block(job),
     }
     return fill_template(_template_text(backend), blocks)

@@ -105,3 +105,8 @@ def test_host_means_the_ssh_backend_and_points_schedulers_to_via():
 
 def test_usage_errors_are_one_line():
     assert_one_line_error(vlaunch("up", "--bogus"), "No such option '--bogus'", "vlaunch up --help")
+
+
+def test_multi_node_profile_on_a_single_node_backend_is_refused():
+    result = vlaunch("render", "-p", "turbo", "-m", "m", "--set", "resources.nodes=2", "--set", "resources.gpus_per_node=2")
+    assert_one_line_error(result, "backend local starts single-node servers only; resources.nodes is 2")

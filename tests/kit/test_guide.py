@@ -19,7 +19,7 @@ def guide_commands() -> list[str]:
 
 def test_the_guides_commands_run(tmp_path):
     commands = guide_commands()
-    assert commands[0] == "vlaunch new-backend lsf"
+    assert commands[0] == "vlaunch new-backend mysched"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     outputs = []
     try:
@@ -29,7 +29,8 @@ def test_the_guides_commands_run(tmp_path):
             assert run.returncode == 0, f"{command}: {run.stdout}{run.stderr}"
             outputs.append(run.stdout)
     finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "vlaunch-lsf"], capture_output=True)
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "vlaunch-mysched"], capture_output=True)
     assert "12 passed" in outputs[2]
-    assert any(b["name"] == "lsf" and b["distribution"] == "vlaunch-lsf" for b in json.loads(outputs[3])["backends"])
-    assert outputs[4].startswith("#!/bin/bash\n#LSF -J turbo")
+    backends = json.loads(outputs[3])["backends"]
+    assert any(b["name"] == "mysched" and b["distribution"] == "vlaunch-mysched" for b in backends)
+    assert outputs[4].startswith("#!/bin/bash\n#MYSCHED -J turbo")

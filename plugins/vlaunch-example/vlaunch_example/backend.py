@@ -47,7 +47,11 @@ class ExampleBackend(BatchBackend):
     state_map = STATE_MAP
 
     def directives(self, job: JobSpec) -> list[str]:
-        """TODO(scheduler): the directive lines; every value is quoted."""
+        """TODO(scheduler): the directive lines, in your scheduler's syntax; every value is quoted (check
+        that its directive parser reads shell quoting). Translate each ``resources`` field you support:
+        nodes, gpus_per_node, cpus_per_node, memory ("64G") and walltime ("[D-]HH:MM:SS": convert it to
+        your scheduler's format). ``resources.nodes > 1`` is refused by vlaunch unless you also
+        override ``server_block`` (see vlaunch.multinode)."""
         opts, res = job.options, job.profile.resources
         pairs = [("-J", job.name), ("-n", str(res.nodes)), ("-g", str(res.gpus_per_node)),
                  ("-t", res.walltime), ("-q", opts.queue), ("-A", opts.account),
@@ -56,7 +60,8 @@ class ExampleBackend(BatchBackend):
         return lines + [f"#EXAMPLE {directive}" for directive in opts.extra_directives]
 
     def submit_command(self, job: JobSpec, script_path: str) -> list[str]:
-        """TODO(scheduler): the command that queues ``script_path``."""
+        """TODO(scheduler): the command that queues ``script_path``. It runs without a shell; a scheduler
+        that reads the script on standard input (``sub < script``) overrides ``submit_input`` instead."""
         return ["examplesub", script_path]
 
     def parse_job_id(self, stdout: str) -> str:
