@@ -16,4 +16,7 @@ if ! "$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest' >/dev/null 2
   # The PyPI builds of these do not match the CPU torch and break `import transformers`.
   "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi
-"$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest' || { echo "setup-venv: installation failed" >&2; exit 1; }
+# Out-of-tree backend distributions that live in this repository and are tested with it.
+"$VENV/bin/python" -c 'import vlaunch_lsf' >/dev/null 2>&1 ||
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e plugins/vlaunch-lsf 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest, vlaunch_lsf' || { echo "setup-venv: installation failed" >&2; exit 1; }
