@@ -63,6 +63,10 @@ def environment_block(job: JobSpec) -> str:
     profile = job.profile
     lines = ["# environment"] + list(profile.environment.setup)
     lines += [shell.export_line(k, v) for k, v in sorted(profile.environment.variables.items())]
+    cache = profile.server.compile_cache
+    if cache:
+        value = f'"$HOME"/{shell.quote(cache[2:])}' if cache.startswith("~/") else shell.quote(cache)
+        lines.append(f"export VLLM_CACHE_ROOT={value}")
     if profile.resources.gpu_ids is not None:
         lines.append(shell.export_line("CUDA_VISIBLE_DEVICES", ",".join(map(str, profile.resources.gpu_ids))))
     if profile.server.api_key:

@@ -87,8 +87,8 @@ def test_hostile_strings_reach_the_program_as_literal_words(tmp_path, template):
 
 
 def test_unknown_backend_lists_available():
-    result = vlaunch("render", "--backend", "lsf", "--model", "m")
-    assert_one_line_error(result, "no backend named 'lsf'", "available:", "local")
+    result = vlaunch("render", "--backend", "sluurm", "--model", "m")
+    assert_one_line_error(result, "no backend named 'sluurm' (did you mean 'slurm'?)", "available:", "local")
 
 
 def test_missing_model_only_matters_for_up_and_render():

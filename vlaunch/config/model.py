@@ -48,6 +48,10 @@ class ServerSection(Section):
     command: list[str] = Field(default_factory=lambda: ["vllm", "serve"],
                                description="argv that starts vLLM's OpenAI server; flags are appended.")
     api_key: bool = Field(True, description="Protect the API with a per-job key, handed over through the environment.")
+    compile_cache: str | None = Field(
+        "~/.cache/vlaunch/vllm", description="vLLM's cache (torch.compile artifacts: a second start is faster), as"
+        " VLLM_CACHE_ROOT; \"~/\" is the home of the machine that runs vLLM; on clusters a shared filesystem path;"
+        " \"\" leaves vLLM's own default.")
 
     @field_validator("port")
     @classmethod

@@ -7,6 +7,7 @@ echo "vlaunch: job starting on $(hostname) at $(date)"
 # environment
 export HF_HUB_OFFLINE=1
 export VLLM_CPU_KVCACHE_SPACE=1
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
 export VLLM_API_KEY
 # server

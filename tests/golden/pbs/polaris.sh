@@ -24,6 +24,7 @@ export HTTPS_PROXY=http://proxy.alcf.anl.gov:3128
 export HTTP_PROXY=http://proxy.alcf.anl.gov:3128
 export http_proxy=http://proxy.alcf.anl.gov:3128
 export https_proxy=http://proxy.alcf.anl.gov:3128
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
 export VLLM_API_KEY
 # server

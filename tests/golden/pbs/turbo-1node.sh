@@ -10,6 +10,7 @@ exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
 echo "vlaunch: job starting on $(hostname) at $(date)"
 echo "vlaunch: PBS job ${PBS_JOBID:-?} in queue ${PBS_QUEUE:-?}"
 # environment
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
 export VLLM_API_KEY
 # server

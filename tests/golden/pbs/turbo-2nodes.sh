@@ -11,6 +11,7 @@ exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
 echo "vlaunch: job starting on $(hostname) at $(date)"
 echo "vlaunch: PBS job ${PBS_JOBID:-?} in queue ${PBS_QUEUE:-?}"
 # environment
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
 export VLLM_API_KEY
 # server
@@ -19,6 +20,7 @@ VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0));
 VLAUNCH_FOLLOWER='VLAUNCH_RUN_DIR="$1" VLAUNCH_START_RANK="$2" VLAUNCH_HEAD="$3" VLAUNCH_RPC_PORT="$4" VLAUNCH_PORT="$5"
 cd -- "$VLAUNCH_RUN_DIR" || exit 1
 # environment
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
 export VLLM_API_KEY
 exec vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --headless --data-parallel-size-local 4 --data-parallel-start-rank "$VLAUNCH_START_RANK" --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT"'

@@ -13,6 +13,7 @@ exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
 echo "vlaunch: job starting on $(hostname) at $(date)"
 echo "vlaunch: slurm job $SLURM_JOB_ID on $SLURM_JOB_NODELIST"
 # environment
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
 export VLLM_API_KEY
 # server
