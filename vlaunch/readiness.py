@@ -36,6 +36,14 @@ def log_tail(session, lines: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def _marker_code(marker: bytes | None) -> int | None:
+    """The exit status the job script wrote, when it wrote one the scheduler has not reported yet."""
+    try:
+        return int(marker.strip()) if marker else None
+    except ValueError:
+        return None
+
+
 class Readiness:
     """Waits for one job's server to be really ready, through every stage."""
 
@@ -65,7 +73,7 @@ class Readiness:
         self._next_poll = now + self._poll_gap
         status = self.session.refresh()
         if status.state.is_final or marker is not None:
-            code = self.record.exit_code
+            code = self.record.exit_code if self.record.exit_code is not None else _marker_code(marker)
             why = status.reason or f"state {status.state.value}"
             tail = log_tail(self.session)
             raise ServerDied(f"server ended before it was ready ({why}"
