@@ -115,6 +115,8 @@ def _check_port_free(prepared: Prepared, transport: Transport) -> None:
     if port == "auto" or transport.kind != "local" or prepared.backend.name != "local":
         return
     with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET) as sock:
+        # As servers do: connections of an earlier server in TIME_WAIT do not make the port busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((bind, port))
         except OSError as exc:

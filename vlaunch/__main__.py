@@ -1,0 +1,5 @@
+"""``python -m vlaunch``: the CLI, where the console script is not installed."""
+
+from .cli import main
+
+main()
