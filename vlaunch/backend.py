@@ -207,14 +207,19 @@ class BatchBackend(Backend):
         """Text for the submit command's standard input (a scheduler that reads ``cmd < script``), or None."""
         return None
 
+    def refusal(self, result: CommandResult) -> str:
+        """The scheduler's own words for why the submit command refused a job, on one line."""
+        return result.message()
+
     def submit(self, job, script_path, transport):
-        result = self._run(transport, self.submit_command(job, script_path), stdin=self.submit_input(job, script_path))
+        argv = self.submit_command(job, script_path)
+        result = self._run(transport, argv, stdin=self.submit_input(job, script_path))
         if not result.ok:
-            raise SubmitError(f"{self.name}: the scheduler refused the job: {result.message()}")
+            raise SubmitError(f"{self.name}: {argv[0]} refused the job: {self.refusal(result)}")
         try:
             return self.parse_job_id(result.stdout)
         except (ValueError, IndexError):
-            raise SubmitError(f"{self.name}: cannot find a job id in {result.stdout.strip()!r}") from None
+            raise SubmitError(f"{self.name}: {argv[0]} printed no job id: {result.stdout.strip()[:200]!r}") from None
 
     def poll(self, jobs, transport):
         by_id = {job.native_id: job for job in jobs if job.native_id}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from vlaunch import BatchBackend
-from vlaunch.errors import ConfigError, SchedulerError, SubmitError
+from vlaunch.errors import ConfigError, SchedulerError
 from vlaunch.multinode import uses_ray
 from vlaunch.transport import CommandResult
 
@@ -101,15 +101,9 @@ class PbsBackend(BatchBackend):
         """``qdel ID``: asynchronous on PBS Pro; the core then waits for a final state."""
         return ["qdel", job_id]
 
-    def submit(self, job, script_path, transport):
-        """Queue the script; a refusal carries qsub's own words, on one line."""
-        result = self._run(transport, self.submit_command(job, script_path))
-        if not result.ok:
-            raise SubmitError(f"pbs: qsub refused the job: {refusal(result)}")
-        try:
-            return self.parse_job_id(result.stdout)
-        except (ValueError, IndexError):
-            raise SubmitError(f"pbs: qsub printed no job id: {result.stdout.strip()[:200]!r}") from None
+    def refusal(self, result):
+        """qsub's own words (``qsub: ...`` lines, or a wrapped sbatch's errors), on one line."""
+        return refusal(result)
 
     def unknown_jobs(self, result):
         """qstat's "unknown job" and "finished, ask with -x" statuses; any other failure (server down, an

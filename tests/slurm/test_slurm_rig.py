@@ -102,7 +102,7 @@ def test_without_sbatch_the_error_names_the_backend_and_the_package(tmp_path):
 def test_refused_submission_surfaces_slurms_words(args, words):
     name = f"refused-{abs(hash(words)) % 10**6}"
     result = up(*args, "--name", name)
-    assert_one_line_error(result, "slurm: the scheduler refused the job", words)
+    assert_one_line_error(result, "slurm: sbatch refused the job", words)
     failed = record(name)
     assert failed["state"] == "FAILED" and failed["native_id"] is None
     listed = subprocess.run(["squeue", "--noheader", "--states=PD,R,CG", f"--name={name}"],
