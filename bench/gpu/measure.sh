@@ -4,18 +4,18 @@
 #
 #   bash bench/gpu/measure.sh PROFILE[:EXTRA_VLLM_FLAGS] ...     (CONCS="8 64 512" by default)
 #
-# Expects the machine staged by ../shared/gpu (vLLM 0.26.0 under /root/vp, the synthetic
-# Qwen3-1.7B-shaped model in /root/model, served with --load-format dummy) and wheels of vlaunch, click
+# Expects the machine staged by the team's GPU recipe (vLLM 0.26.0 unpacked in $VP, the synthetic
+# Qwen3-1.7B-shaped model in $MODEL, served with --load-format dummy) and wheels of vlaunch, click
 # and pluggy in .gpu/wheels (that machine has no package index). Results: $OUT/<job>-c<N>.json,
-# $OUT/<job>.up.log; a summary line per benchmark at the end.
+# $OUT/<job>.up.log; a summary line per benchmark. CONCS="" starts and stops without benchmarks.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-CONCS=${CONCS:-8 64 512}
-SITE=/root/vlaunch-site
+CONCS=${CONCS-8 64 512}
+VP=${VP:-$HOME/vp}; MODEL=${MODEL:-$HOME/model}; SITE=${SITE:-$HOME/vlaunch-site}
 if [ ! -d "$SITE" ]; then
   mkdir -p "$SITE" && for w in .gpu/wheels/*.whl; do python3 -m zipfile -e "$w" "$SITE"; done
 fi
-export PYTHONPATH=$SITE:/root/vp PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+export PYTHONPATH=$SITE:$VP PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 # Never NVLink multicast on this shared host; flashinfer is not in the staged payload.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 VLLM_ALLREDUCE_USE_SYMM_MEM=0
 export VLLM_USE_FLASHINFER_SAMPLER=0
@@ -26,7 +26,7 @@ for spec in "$@"; do
   profile=${spec%%:*}; extra=""; [ "$spec" != "$profile" ] && extra=${spec#*:}
   job=gpu-$profile-$(date +%s)
   start=$(date +%s.%N)
-  vlaunch up -p "$profile" --model /root/model --name "$job" --no-check-flags --set "$SERVER" \
+  vlaunch up -p "$profile" --model "$MODEL" --name "$job" --no-check-flags --set "$SERVER" \
     --vllm-args "--load-format dummy $extra" >"$OUT/$job.up.log" 2>&1
   rc=$?
   echo "UP $job rc=$rc ready_after=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$start}")s flags=[$extra]"
