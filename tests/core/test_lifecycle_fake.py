@@ -104,3 +104,20 @@ def test_timeout_cancels_unless_kept(isolated):
     assert_one_line_error(kept, "not ready")
     assert records()["kept"]["state"] == "RUNNING"
     assert vlaunch("down", "kept").returncode == 0
+
+
+def test_port_with_only_time_wait_connections_is_free(isolated):
+    """Right after a server on a fixed port stops, its closed connections linger in TIME_WAIT."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn (vLLM's server) does
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end of the connection enters TIME_WAIT
+        client.close()
+    result = up("--name", "samebind", "--port", str(port))
+    assert result.returncode == 0, result.stderr
+    assert f"http://127.0.0.1:{port}/v1" in result.stdout
+    assert vlaunch("down", "samebind").returncode == 0
