@@ -142,7 +142,7 @@ class ProcessBackend(Backend):
         out = {}
         for job in jobs:
             if job.native_id in live:
-                out[job.name] = JobStatus(JobState.RUNNING, nodes=(job.node or "",) if job.node else ())
+                out[job.name] = JobStatus(JobState.RUNNING, nodes=(job.node,) if job.node else ())
             else:
                 out[job.name] = _final_from_marker(job, transport)
         return out
