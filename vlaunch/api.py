@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import re
-import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from . import apikey
 from .backend import Backend, JobSpec
 from .config.flags import vllm_flags
 from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate_options
@@ -170,9 +170,9 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
     session = JobSession(prepared.host, registry, record, transport)
     try:
         if prepared.profile.server.api_key:
-            key = secrets.token_urlsafe(24)
+            key = apikey.new_key()
             registry.store_key(name, key)
-            transport.write_file(job.path("api_key"), key + "\n", mode=0o600)
+            transport.write_file(job.path(apikey.FILE), apikey.file_text(key), mode=0o600)
         script_path = job.path("job.sh")
         transport.write_file(script_path, script, mode=0o700)
         record.native_id = prepared.host.hook.vlaunch_submit(backend=prepared.backend, job=job,

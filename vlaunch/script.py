@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 
-from . import shell
+from . import apikey, shell
 from .backend import Backend, JobSpec
 from .config.flags import PORT_VAR, server_argv
 from .errors import ConfigError
@@ -59,7 +59,7 @@ def _header(job: JobSpec, backend: Backend) -> str:
 
 
 def environment_block(job: JobSpec) -> str:
-    """Setup lines verbatim, then quoted exports, GPU selection and the API key read from its private file."""
+    """Setup lines verbatim, then quoted exports, the compile cache location and GPU selection."""
     profile = job.profile
     lines = ["# environment"] + list(profile.environment.setup)
     lines += [shell.export_line(k, v) for k, v in sorted(profile.environment.variables.items())]
@@ -69,16 +69,14 @@ def environment_block(job: JobSpec) -> str:
         lines.append(f"export VLLM_CACHE_ROOT={value}")
     if profile.resources.gpu_ids is not None:
         lines.append(shell.export_line("CUDA_VISIBLE_DEVICES", ",".join(map(str, profile.resources.gpu_ids))))
-    if profile.server.api_key:
-        lines.append('VLLM_API_KEY="$(cat -- "$' + RUN_DIR_VAR + '/api_key")" || exit 1')
-        lines.append("export VLLM_API_KEY")
     return "\n".join(lines)
 
 
 def launch_line(job: JobSpec, extra: list[str] = ()) -> str:
-    """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT`` and ``extra`` words
-    (literal strings or :class:`vlaunch.shell.Var`) appended."""
-    return shell.join(server_argv(job.profile, shell.Var(PORT_VAR)) + list(extra))
+    """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT``, the API key file (see
+    :mod:`vlaunch.apikey`) and ``extra`` words (literal strings or :class:`vlaunch.shell.Var`) appended."""
+    key = apikey.server_args(job.run_dir) if job.profile.server.api_key else []
+    return shell.join(server_argv(job.profile, shell.Var(PORT_VAR)) + key + list(extra))
 
 
 def port_lines(job: JobSpec) -> list[str]:

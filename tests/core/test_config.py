@@ -76,6 +76,11 @@ def test_api_key_flag_refused():
         resolve_profile("default", cli_layer([], vllm_words=["--api-key", "s3cret"]))
 
 
+def test_config_flag_refused():
+    with pytest.raises(ConfigError, match="hands vLLM its API key through --config"):
+        resolve_profile("default", cli_layer([], vllm_words=["--config", "mine.yaml"]))
+
+
 def test_malformed_toml_names_line_and_column(isolated):
     write(isolated / "vlaunch.toml", "[vllm]\nmax_num_seqs = = 3\n")
     with pytest.raises(ConfigError) as info:

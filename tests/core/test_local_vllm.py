@@ -54,14 +54,21 @@ def test_completion_with_key_and_refusal_without(job, env):
     assert refused.value.code == 401
 
 
-def test_key_is_private_and_never_on_a_command_line(job, env):
+def test_key_is_private_and_never_on_a_command_line_or_in_the_environment(job, env):
     key_file = os.path.join(env["VLAUNCH_STATE_DIR"], "jobs", "real.key")
     key = open(key_file).read().strip()
     assert os.stat(key_file).st_mode & 0o777 == 0o600
-    assert os.stat(os.path.join(job["run_dir"], "api_key")).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.join(job["run_dir"], "api_key.yaml")).st_mode & 0o777 == 0o600
     commands = subprocess.run(["ps", "-e", "-o", "args="], capture_output=True, text=True).stdout
     assert key not in commands
     assert "--api-key" not in commands
+    # Not in the environment either: some vLLM releases hash VLLM_API_KEY into the compile cache key.
+    pids = [line.split()[1] for line in live_group_members(job["native_id"])]
+    assert len(pids) >= 2  # the job script and the vLLM processes it started
+    for pid in pids:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            environ = handle.read()
+        assert key.encode() not in environ and b"VLLM_API_KEY=" not in environ
 
 
 def test_status_and_logs(job, env):

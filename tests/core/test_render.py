@@ -35,8 +35,8 @@ def test_turbo_flags():
 
 
 def test_default_flags():
-    words = vllm_line(render("--profile", "default", "--model", "m"))
-    assert " ".join(words).endswith("--tensor-parallel-size 4 --enforce-eager")
+    words = vllm_line(render("--profile", "default", "--model", "m", "--name", "d"))
+    assert " ".join(words).endswith(f"--tensor-parallel-size 4 --enforce-eager --config {RUN_ROOT}/d/api_key.yaml")
 
 
 @pytest.mark.parametrize("profile", ["default", "turbo", "cpu-tiny"])
@@ -50,9 +50,10 @@ def test_golden_and_byte_stable(profile):
 
 
 def test_api_key_never_in_script():
-    script = render("--profile", "cpu-tiny", "--model", "m")
-    assert "VLLM_API_KEY=\"$(cat -- \"$VLAUNCH_RUN_DIR/api_key\")\"" in script
-    assert "--api-key" not in script
+    script = render("--profile", "cpu-tiny", "--model", "m", "--name", "k")
+    assert f" --config {RUN_ROOT}/k/api_key.yaml" in script  # vLLM reads the key from the job's private file
+    assert "--api-key" not in script and "VLLM_API_KEY" not in script
+    assert "--config" not in render("--profile", "cpu-tiny", "--model", "m", "--set", "server.api_key=false")
 
 
 HOSTILE = ["x; touch {m}", "$(touch {m})", "`touch {m}`", "a'b\"c && touch {m}", "--flag\ntouch {m}"]
@@ -72,7 +73,6 @@ def test_hostile_strings_reach_the_program_as_literal_words(tmp_path, template):
                     "--run-root", str(tmp_path / "runs"), "--name", "hostile")
     run_dir = tmp_path / "runs" / "hostile"
     run_dir.mkdir(parents=True)
-    (run_dir / "api_key").write_text("k\n")
     record = tmp_path / "argv"
     subprocess.run(["bash", "-c", script], env={**os.environ, "RECORD": str(record)}, timeout=30, check=True)
     argv = record.read_bytes().split(b"\0")[:-1]

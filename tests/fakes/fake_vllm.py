@@ -1,7 +1,7 @@
 """A stand-in for vLLM's OpenAI server, for fast tests of plumbing and readiness edge cases.
 
-It accepts vLLM-style flags (only --model, --served-model-name, --host and --port matter) and serves
-/health, /v1/models, /v1/completions and /metrics. Environment knobs:
+It accepts vLLM-style flags (only --model, --served-model-name, --host, --port and --config, the API
+key file, matter) and serves /health, /v1/models, /v1/completions and /metrics. Environment knobs:
 FAKE_HEALTH_DELAY (seconds before /health answers 200), FAKE_COMPLETION_STATUS (HTTP status of
 completions), FAKE_EXIT_CODE (exit at once with this status), FAKE_ARGV_FILE (write argv as JSON).
 Real end-to-end tests use the real CPU vLLM instead.
@@ -19,6 +19,18 @@ def _arg(name, default=None):
     return argv[argv.index(name) + 1] if name in argv else default
 
 
+def _key_from_config(path):
+    """The ``api-key`` of a vLLM ``--config`` file as vlaunch writes it (one JSON-quoted YAML value)."""
+    if not path:
+        return None
+    with open(path) as handle:
+        for line in handle:
+            name, _, value = line.partition(":")
+            if name.strip() == "api-key":
+                return json.loads(value)
+    return None
+
+
 def main():
     if os.environ.get("FAKE_ARGV_FILE"):
         with open(os.environ["FAKE_ARGV_FILE"], "w") as handle:
@@ -30,7 +42,7 @@ def main():
     started = time.monotonic()
     delay = float(os.environ.get("FAKE_HEALTH_DELAY", "0"))
     completion_status = int(os.environ.get("FAKE_COMPLETION_STATUS", "200"))
-    key = os.environ.get("VLLM_API_KEY")
+    key = _key_from_config(_arg("--config"))
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status, body):

@@ -123,7 +123,6 @@ def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
                      "--set", "environment.variables.EVIL=$(touch " + str(marker) + ")")
     assert script.returncode == 0, script.stderr
     (runs / "two").mkdir(parents=True)
-    (runs / "two" / "api_key").write_text("k\n")
     bin_dir = stand_in_mpiexec(tmp_path / "bin")
     nodefile = tmp_path / "nodefile"
     nodefile.write_text("nodeA\nnodeA\nnodeB\nnodeB\n")
@@ -160,7 +159,6 @@ def test_two_node_script_stops_when_the_node_file_is_short(tmp_path):
     script = render("--profile", "cpu-tiny", "--model", "m", "--name", "short", "--set", "resources.nodes=2",
                     "--set", "vllm.data_parallel_size=2").replace(RUN_ROOT, str(runs))
     (runs / "short").mkdir(parents=True)
-    (runs / "short" / "api_key").write_text("k\n")
     (tmp_path / "nodefile").write_text("nodeA\nnodeA\n")
     done = subprocess.run(["bash", "-c", script], env={**os.environ, "PBS_NODEFILE": str(tmp_path / "nodefile")},
                           timeout=30)

@@ -54,7 +54,7 @@ def test_up_status_logs_down_through_one_connection(remote_env, rig):
     with pytest.raises(OSError):  # bound to the remote host's own loopback: only the forward reaches it
         socket.create_connection(("127.0.0.1", job["port"]), timeout=2).close()
     run_dir = Path(job["run_dir"])
-    assert (run_dir / "api_key").stat().st_mode & 0o777 == 0o600
+    assert (run_dir / "api_key.yaml").stat().st_mode & 0o777 == 0o600
     assert run_dir.stat().st_mode & 0o777 == 0o700 and run_dir.owner() == rig.user
     assert "fake vllm serving tiny" in vlaunch("logs", name).stdout
     _tunnel_forwards_until_interrupted(name)

@@ -16,7 +16,10 @@ PORT_VAR = "VLAUNCH_PORT"
 
 _TYPED = [name for name in VllmSection.model_fields if name != "extra_args"]
 _SERVER_FLAGS = {"--model": "model", "--served-model-name": "served_model_name", "--host": "host", "--port": "port"}
-_FORBIDDEN = {"--api-key": "the API key is handed to vLLM through VLLM_API_KEY, never on the command line (set server.api_key)"}
+_FORBIDDEN = {
+    "--api-key": "the API key is handed to vLLM in a private file, never on the command line (set server.api_key)",
+    "--config": "vlaunch hands vLLM its API key through --config; put these settings in the profile instead",
+}
 
 
 def _flag(field: str) -> str:

@@ -47,7 +47,7 @@ class ServerSection(Section):
     port: int | Literal["auto"] = Field("auto", description="TCP port, or \"auto\" for a free one chosen where the server runs.")
     command: list[str] = Field(default_factory=lambda: ["vllm", "serve"],
                                description="argv that starts vLLM's OpenAI server; flags are appended.")
-    api_key: bool = Field(True, description="Protect the API with a per-job key, handed over through the environment.")
+    api_key: bool = Field(True, description="Protect the API with a per-job key, handed to vLLM in a private --config file.")
     compile_cache: str | None = Field(
         "~/.cache/vlaunch/vllm", description="vLLM's cache (torch.compile artifacts: a second start is faster), as"
         " VLLM_CACHE_ROOT; \"~/\" is the home of the machine that runs vLLM; on clusters a shared filesystem path;"

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path, PurePosixPath
 
-from .. import shell
+from .. import apikey, shell
 from ..backend import JobSpec
 from ..errors import ConfigError, VlaunchError
 from ..paths import state_dir
@@ -124,7 +124,7 @@ def _run_target(job: LiveJob, args: list[str], stamp: str, python: str | None,
     lines = ["#!/bin/bash", f"# vlaunch bench {stamp} of job {record.name}",
              f"{RUN_DIR_VAR}={shell.quote(record.run_dir)}", f'cd -- "${RUN_DIR_VAR}" || exit 1',
              f"exec >>{shell.quote(log)} 2>&1", environment_block(spec),
-             'if [ -n "${VLLM_API_KEY:-}" ]; then export OPENAI_API_KEY="$VLLM_API_KEY"; fi',
+             apikey.client_export_line(RUN_DIR_VAR),
              "exec " + shell.join(argv)]
     transport.write_file(script, "\n".join(lines) + "\n", mode=0o700)
     try:

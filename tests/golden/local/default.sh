@@ -6,11 +6,9 @@ exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
 echo "vlaunch: job starting on $(hostname) at $(date)"
 # environment
 export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
-VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
-export VLLM_API_KEY
 # server
 VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
-vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --tensor-parallel-size 4 --enforce-eager &
+vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --tensor-parallel-size 4 --enforce-eager --config /srv/vlaunch/runs/default-golden/api_key.yaml &
 VLAUNCH_PID=$!
 printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
 trap 'kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM INT

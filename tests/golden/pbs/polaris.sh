@@ -25,11 +25,9 @@ export HTTP_PROXY=http://proxy.alcf.anl.gov:3128
 export http_proxy=http://proxy.alcf.anl.gov:3128
 export https_proxy=http://proxy.alcf.anl.gov:3128
 export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
-VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
-export VLLM_API_KEY
 # server
 VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
-vllm serve Qwen/Qwen3-VL-2B-Instruct --host 0.0.0.0 --port "$VLAUNCH_PORT" --data-parallel-size 4 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 &
+vllm serve Qwen/Qwen3-VL-2B-Instruct --host 0.0.0.0 --port "$VLAUNCH_PORT" --data-parallel-size 4 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /home/user/.vlaunch/runs/polaris/api_key.yaml &
 VLAUNCH_PID=$!
 printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
 trap 'kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM INT

@@ -12,8 +12,6 @@ echo "vlaunch: job starting on $(hostname) at $(date)"
 echo "vlaunch: PBS job ${PBS_JOBID:-?} in queue ${PBS_QUEUE:-?}"
 # environment
 export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
-VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
-export VLLM_API_KEY
 # server
 VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
 # 2 nodes from $PBS_NODEFILE: the first runs the API server, the others headless engines
@@ -21,9 +19,7 @@ VLAUNCH_FOLLOWER='VLAUNCH_RUN_DIR="$1" VLAUNCH_START_RANK="$2" VLAUNCH_HEAD="$3"
 cd -- "$VLAUNCH_RUN_DIR" || exit 1
 # environment
 export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
-VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
-export VLLM_API_KEY
-exec vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --headless --data-parallel-size-local 4 --data-parallel-start-rank "$VLAUNCH_START_RANK" --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT"'
+exec vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /home/user/.vlaunch/runs/turbo-2nodes/api_key.yaml --headless --data-parallel-size-local 4 --data-parallel-start-rank "$VLAUNCH_START_RANK" --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT"'
 mapfile -t VLAUNCH_NODES < <(awk 'NF && !seen[$1]++ {print $1}' "${PBS_NODEFILE:?is not set: not inside a PBS job}")
 if [ "${#VLAUNCH_NODES[@]}" -ne 2 ]; then
   echo "vlaunch: 2 nodes asked, \$PBS_NODEFILE lists ${#VLAUNCH_NODES[@]}"; echo 1 >exit_code; exit 1
@@ -35,7 +31,7 @@ for ((VLAUNCH_I = 1; VLAUNCH_I < 2; VLAUNCH_I++)); do
   VLAUNCH_START_RANK=$((VLAUNCH_I * 4))
   mpiexec -n 1 --hosts "$VLAUNCH_NODE" /bin/bash -c "$VLAUNCH_FOLLOWER" vlaunch-follower "$VLAUNCH_RUN_DIR" "$VLAUNCH_START_RANK" "$VLAUNCH_HEAD" "$VLAUNCH_RPC_PORT" "$VLAUNCH_PORT" &
 done
-vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --data-parallel-size-local 4 --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT" &
+vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /home/user/.vlaunch/runs/turbo-2nodes/api_key.yaml --data-parallel-size-local 4 --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT" &
 VLAUNCH_PID=$!
 printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
 trap 'kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM INT

@@ -14,11 +14,9 @@ echo "vlaunch: job starting on $(hostname) at $(date)"
 export HF_HUB_OFFLINE=1
 export VLLM_CPU_KVCACHE_SPACE=1
 export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
-VLLM_API_KEY="$(cat -- "$VLAUNCH_RUN_DIR/api_key")" || exit 1
-export VLLM_API_KEY
 # server
 VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
-python3 -m vllm.entrypoints.openai.api_server --model org/model --served-model-name tiny --host 127.0.0.1 --port "$VLAUNCH_PORT" --max-num-seqs 16 --max-model-len 512 --dtype bfloat16 &
+python3 -m vllm.entrypoints.openai.api_server --model org/model --served-model-name tiny --host 127.0.0.1 --port "$VLAUNCH_PORT" --max-num-seqs 16 --max-model-len 512 --dtype bfloat16 --config /srv/vlaunch/runs/conformance/api_key.yaml &
 VLAUNCH_PID=$!
 printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
 trap 'kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM INT
