@@ -10,36 +10,19 @@ import time
 
 import click
 
+from . import completion
 from .errors import VlaunchError
 
 __all__ = ["main", "cli"]
-
-
-def _complete_profiles(ctx, param, incomplete):
-    from .config.layers import available_profiles
-
-    return [name for name in available_profiles() if name.startswith(incomplete)]
-
-
-def _complete_jobs(ctx, param, incomplete):
-    from .registry import Registry
-
-    return [name for name in Registry().names() if name.startswith(incomplete)]
-
-
-def _complete_backends(ctx, param, incomplete):
-    from .plugins import get_host
-
-    return [name for name in get_host().backends if name.startswith(incomplete)]
 
 
 def profile_options(func):
     """The options that choose and override a profile (shared by ``up`` and ``render``)."""
     options = [
         click.option("--profile", "-p", default="default", show_default=True, envvar="VLAUNCH_PROFILE",
-                     shell_complete=_complete_profiles, help="Profile name (see `vlaunch profiles`)."),
+                     shell_complete=completion.profiles, help="Profile name (see `vlaunch profiles`)."),
         click.option("--backend", "-b", default="local", show_default=True, envvar="VLAUNCH_BACKEND",
-                     shell_complete=_complete_backends, help="Where to run (see `vlaunch backends`)."),
+                     shell_complete=completion.backends, help="Where to run (see `vlaunch backends`)."),
         click.option("--model", "-m", help="Model to serve (hub name or path)."),
         click.option("--port", help='Port, or "auto".'),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -179,7 +162,7 @@ def _table(records):
 
 
 @cli.command()
-@click.argument("names", nargs=-1, shell_complete=_complete_jobs)
+@click.argument("names", nargs=-1, shell_complete=completion.jobs)
 @click.option("--json", "json_", is_flag=True, help="Print records as JSON.")
 @click.option("--no-refresh", is_flag=True, help="Show stored states without asking the backends.")
 def status(names, json_, no_refresh):
@@ -206,7 +189,7 @@ def ls_(ctx, json_):
 
 
 @cli.command()
-@click.argument("names", nargs=-1, required=True, shell_complete=_complete_jobs)
+@click.argument("names", nargs=-1, required=True, shell_complete=completion.jobs)
 @click.option("--forget", is_flag=True, help="Also remove the job's record.")
 def down(names, forget):
     """Stop jobs and confirm they are gone."""
@@ -218,7 +201,7 @@ def down(names, forget):
 
 
 @cli.command()
-@click.argument("name", shell_complete=_complete_jobs)
+@click.argument("name", shell_complete=completion.jobs)
 def forget(name):
     """Remove an ended job's record."""
     from . import api
@@ -228,7 +211,7 @@ def forget(name):
 
 
 @cli.command()
-@click.argument("name", shell_complete=_complete_jobs)
+@click.argument("name", shell_complete=completion.jobs)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
 def logs(name, follow):
     """Print a job's server log."""
@@ -241,7 +224,7 @@ def logs(name, follow):
 
 
 @cli.command()
-@click.argument("name", shell_complete=_complete_jobs)
+@click.argument("name", shell_complete=completion.jobs)
 @click.option("--port", "local_port", type=int, default=0, help="Local port to listen on (default: a free one).")
 def tunnel(name, local_port):
     """Forward a local port to a remote job's server until interrupted."""
@@ -288,7 +271,7 @@ def profiles(ctx, json_):
 
 
 @profiles.command("show")
-@click.argument("name", shell_complete=_complete_profiles)
+@click.argument("name", shell_complete=completion.profiles)
 @click.option("--sources", is_flag=True, help="Show which layer set each value.")
 @click.option("--json", "json_", is_flag=True, help="Print as JSON.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")

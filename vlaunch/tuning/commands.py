@@ -11,13 +11,9 @@ import sys
 
 import click
 
+from .. import completion
+
 __all__ = ["COMMANDS", "watch", "bench", "plan", "advise"]
-
-
-def _jobs(ctx, param, incomplete):
-    from ..registry import Registry
-
-    return [name for name in Registry().names() if name.startswith(incomplete)]
 
 
 def _echo_lines(lines) -> None:
@@ -26,7 +22,7 @@ def _echo_lines(lines) -> None:
 
 
 @click.command()
-@click.argument("job", shell_complete=_jobs)
+@click.argument("job", shell_complete=completion.jobs)
 @click.option("--interval", "-i", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
               help="Seconds between two scrapes of /metrics.")
 @click.option("--once", is_flag=True, help="Print one interval's figures and exit.")
@@ -62,7 +58,7 @@ def _workload_options(func):
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=completion.jobs_or_profiles)
 @_workload_options
 @click.option("--tokenizer", help="Tokenizer for the prompts (default: the job's model).")
 @click.option("--python", "python_", metavar="PATH", help="Python with vLLM on the target (--where target).")
@@ -205,7 +201,7 @@ def plan(model, gpus, gpu_memory, nodes, utilization, reserve, kv_headroom, prom
 
 
 @click.command()
-@click.argument("job", shell_complete=_jobs)
+@click.argument("job", shell_complete=completion.jobs)
 @click.option("--window", type=click.FloatRange(min=0.5), default=30.0, show_default=True,
               help="Seconds of metrics to read.")
 @click.option("--interval", "-i", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
