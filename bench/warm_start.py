@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,22 +25,22 @@ _COMPILE_LINES = re.compile(r"saved AOT compiled function|Directly load|torch\.c
                             r"|Using cache directory|Compiling model again")
 
 
-def _vlaunch(*args: str, env: dict, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vlaunch", *args], capture_output=True, text=True, env=env,
+def _vlaunch(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vlaunch", *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 
-def start_once(name: str, args: argparse.Namespace, cache: Path, env: dict) -> dict:
+def start_once(name: str, args: argparse.Namespace, cache: Path) -> dict:
     """One ``vlaunch up``/``down`` cycle; returns seconds to ready and the log's compile-cache lines."""
     up_args = ["up", "-p", args.profile, "-m", args.model, "--name", name, "--json",
                "--set", f"server.compile_cache={cache}"]
     if args.vllm_args:
         up_args += ["--vllm-args", args.vllm_args]
     started = time.monotonic()
-    up = _vlaunch(*up_args, env=env)
+    up = _vlaunch(*up_args)
     seconds = time.monotonic() - started
-    logs = _vlaunch("logs", name, env=env).stdout
-    _vlaunch("down", name, env=env)
+    logs = _vlaunch("logs", name).stdout
+    _vlaunch("down", name)
     if up.returncode != 0:
         raise SystemExit(f"vlaunch up failed: {up.stderr.strip()}")
     lines = [line.strip()[:200] for line in logs.splitlines() if _COMPILE_LINES.search(line)]
@@ -57,9 +56,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="compile cache folder (default: a new empty one)")
     args = parser.parse_args()
     cache = args.cache or Path(tempfile.mkdtemp(prefix="vlaunch-warm-"))
-    env = dict(os.environ)
     stamp = time.strftime("%H%M%S")
-    results = [start_once(f"warm-{stamp}-{i}", args, cache, env) for i in range(args.starts)]
+    results = [start_once(f"warm-{stamp}-{i}", args, cache) for i in range(args.starts)]
     for i, result in enumerate(results):
         kind = "cold" if i == 0 and not args.cache else "warm"
         print(f"start {i + 1} ({kind}): ready after {result['ready_s']} s")

@@ -30,9 +30,9 @@ def file_text(key: str) -> str:
     return f"{_YAML_KEY}: {json.dumps(key)}\n"
 
 
-def server_args(run_dir: str) -> list[str]:
-    """The vLLM arguments that point it at the job's key file."""
-    return ["--config", f"{run_dir.rstrip('/')}/{FILE}"]
+def server_args(path: str) -> list[str]:
+    """The vLLM arguments that point it at the key file ``path`` (the job's ``job.path(FILE)``)."""
+    return ["--config", path]
 
 
 def client_export_line(run_dir_var: str, name: str = "OPENAI_API_KEY") -> str:

@@ -7,7 +7,7 @@ Two bases cover the built-in backends, and most third-party ones:
 * :class:`BatchBackend` hands the job script to a scheduler; a subclass only builds commands
   and parses their output (``slurm``, ``pbs``).
 
-The core (``vlaunch.lifecycle``) runs every command through a :class:`~vlaunch.transport.Transport`;
+The core (:mod:`vlaunch.api` and :mod:`vlaunch.session`) runs every command through a :class:`~vlaunch.transport.Transport`;
 backends never execute anything themselves.
 """
 
@@ -23,12 +23,11 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import CommandNotFound, SchedulerError, SubmitError, TransportError
 from .states import JobState, JobStatus
-from .transport import CommandResult
 
 if TYPE_CHECKING:
     from .config.model import Profile
     from .registry import JobRecord
-    from .transport import Transport
+    from .transport import CommandResult, Transport
 
 __all__ = ["BackendOptions", "JobSpec", "Backend", "ProcessBackend", "BatchBackend"]
 
@@ -74,7 +73,8 @@ class Backend(ABC):
         return None
 
     def server_block(self, job: JobSpec) -> str | None:
-        """Replace the core's single-node server block (multi-node launches); None keeps the core's."""
+        """Replace the core's single-node server block (multi-node launches); None keeps the core's, which
+        refuses ``resources.nodes > 1`` unless the profile uses Ray."""
         return None
 
     @abstractmethod
@@ -93,12 +93,20 @@ class Backend(ABC):
         """This backend's options as stored with a job's resolved profile."""
         return self.options_model.model_validate(job.config.get("backend", {}).get(self.name, {}))
 
-    def _run(self, transport: Transport, argv: list[str], timeout: float = 60.0, stdin: str | None = None):
+    def _run(self, transport: Transport, argv: list[str], timeout: float = 60.0):
         try:
-            return transport.run(argv, input=stdin, timeout=timeout)
+            return transport.run(argv, timeout=timeout)
         except CommandNotFound:
             hint = f" ({self.install_hint})" if self.install_hint else ""
             raise CommandNotFound(f"backend {self.name} needs `{argv[0]}` on the target, which has none{hint}") from None
+
+
+def marker_exit_code(text: bytes | None) -> int | None:
+    """The exit status in a job's ``exit_code`` marker file, or None when it holds none (absent, empty, garbled)."""
+    try:
+        return int(text.strip()) if text else None
+    except ValueError:
+        return None
 
 
 def _final_from_marker(job: JobRecord, transport: Transport) -> JobStatus:
@@ -108,10 +116,8 @@ def _final_from_marker(job: JobRecord, transport: Transport) -> JobStatus:
         return JobStatus(JobState.CANCELLED, "cancelled by vlaunch down")
     if text is None:
         return JobStatus(JobState.FAILED, "ended without writing its exit marker (killed?)")
-    try:
-        code = int(text.strip() or b"-1")
-    except ValueError:
-        code = -1
+    code = marker_exit_code(text)
+    code = -1 if code is None else code
     if code == 0:
         return JobStatus(JobState.COMPLETED, "server exited normally", exit_code=0)
     return JobStatus(JobState.FAILED, f"server exited with status {code}", exit_code=code)
@@ -203,17 +209,13 @@ class BatchBackend(Backend):
         """Statuses by job id from :meth:`history_command` output."""
         return {}
 
-    def submit_input(self, job: JobSpec, script_path: str) -> str | None:
-        """Text for the submit command's standard input (a scheduler that reads ``cmd < script``), or None."""
-        return None
-
     def refusal(self, result: CommandResult) -> str:
         """The scheduler's own words for why the submit command refused a job, on one line."""
         return result.message()
 
     def submit(self, job, script_path, transport):
         argv = self.submit_command(job, script_path)
-        result = self._run(transport, argv, stdin=self.submit_input(job, script_path))
+        result = self._run(transport, argv)
         if not result.ok:
             raise SubmitError(f"{self.name}: {argv[0]} refused the job: {self.refusal(result)}")
         try:

@@ -37,22 +37,17 @@ def profile_options(func):
     return func
 
 
-def _overrides(model, port, sets, vllm_args, extra, host=None):
+def _target(backend, host, model, port, sets, vllm_args, extra):
+    """The backend and :class:`~vlaunch.api.Overrides` of ``up``/``render``; ``--host`` means the ssh
+    backend on that host (with a scheduler backend the user wants ``--via``)."""
     from .api import Overrides
 
-    words = shlex.split(vllm_args) + list(extra)
-    sets = list(sets) + ([f"backend.ssh.host={json.dumps(host)}"] if host else [])
-    return Overrides(sets=sets, model=model, port=port, vllm_args=words)
-
-
-def _backend_for_host(backend, host):
-    """``--host`` means the ssh backend; with a scheduler backend the user wants ``--via``."""
-    if not host:
-        return backend
-    if backend not in ("local", "ssh"):
+    if host and backend not in ("local", "ssh"):
         raise click.UsageError(f"--host runs vLLM directly on a host (backend ssh); to submit to {backend}"
                                f" through a login node use --via {host}")
-    return "ssh"
+    words = shlex.split(vllm_args) + list(extra)
+    sets = list(sets) + ([f"backend.ssh.host={json.dumps(host)}"] if host else [])
+    return ("ssh" if host else backend), Overrides(sets=sets, model=model, port=port, vllm_args=words)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,8 +73,8 @@ def up(profile, backend, model, port, sets, vllm_args, host, name, extra, via, w
     from . import api
 
     progress = None if json_ else _Progress()
-    backend = _backend_for_host(backend, host)
-    record = api.up(profile, backend, _overrides(model, port, sets, vllm_args, extra, host), name=name, via=via,
+    backend, overrides = _target(backend, host, model, port, sets, vllm_args, extra)
+    record = api.up(profile, backend, overrides, name=name, via=via,
                     wait=wait, timeout=timeout, check_flags=not no_check_flags, keep_on_failure=keep_on_failure,
                     progress=progress)
     if json_:
@@ -137,9 +132,8 @@ def render(profile, backend, model, port, sets, vllm_args, host, name, extra, ru
     """Print the exact job script `up` would start; nothing is launched."""
     from . import api
 
-    backend = _backend_for_host(backend, host)
-    text = api.render(profile, backend, _overrides(model, port, sets, vllm_args, extra, host), name=name,
-                      run_root=run_root)
+    backend, overrides = _target(backend, host, model, port, sets, vllm_args, extra)
+    text = api.render(profile, backend, overrides, name=name, run_root=run_root)
     click.echo(text, nl=False)
 
 
@@ -241,9 +235,9 @@ def tunnel(name, local_port):
         host, port = session.transport.forward(record.host, record.port, local_port)
         click.echo(f"forwarding http://{host}:{port} -> {record.host}:{record.port} on"
                    f" {record.transport.get('host')}; Ctrl-C stops")
-        tunnel_command = getattr(session.transport, "tunnel_command", None)
-        if tunnel_command:
-            click.echo(f"the same with OpenSSH: {tunnel_command(record.host, record.port, port)}")
+        by_hand = session.transport.tunnel_command(record.host, record.port, port)
+        if by_hand:
+            click.echo(f"the same with OpenSSH: {by_hand}")
         click.echo(f"export OPENAI_BASE_URL=http://{host}:{port}/v1")
         while True:
             time.sleep(3600)
@@ -345,9 +339,9 @@ def new_backend(name, parent):
     click.echo(f"wrote {dest}: pip install -e '{dest}[test]' && pytest {dest}/tests")
 
 
-@cli.command()
+@cli.command("completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell):
+def completion_script(shell):
     """Print the shell completion script, e.g. `eval "$(vlaunch completion bash)"`."""
     from click.shell_completion import get_completion_class
 

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["Probe", "probe", "STAGES"]
+__all__ = ["Probe", "probe", "request", "STAGES"]
 
 #: The HTTP-side readiness stages, in order.
 STAGES = ("port", "health", "models", "completion")
@@ -21,16 +21,17 @@ class Probe:
     detail: str = ""
 
 
-def _request(url: str, api_key: str | None, body: dict | None = None, timeout: float = 5.0):
+def request(url: str, api_key: str | None, body: dict | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    """GET ``url`` (POST ``body`` as JSON when given) with the job's key; (status, body). urllib's errors pass through."""
     import urllib.request  # only when probing: keeps `render` and `status` free of HTTP client imports
 
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    outgoing = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     if data:
-        request.add_header("Content-Type", "application/json")
+        outgoing.add_header("Content-Type", "application/json")
     if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+        outgoing.add_header("Authorization", f"Bearer {api_key}")
+    with urllib.request.urlopen(outgoing, timeout=timeout) as response:
         return response.status, response.read()
 
 
@@ -44,16 +45,16 @@ def probe(stage: str, base_url: str, served_name: str | None, api_key: str | Non
             with socket.create_connection((parts.hostname, parts.port), timeout=min(timeout, 1.0)):
                 return Probe(True, "accepting connections")
         if stage == "health":
-            status, _ = _request(f"{base_url}/health", None, timeout=timeout)
+            status, _ = request(f"{base_url}/health", None, timeout=timeout)
             return Probe(status == 200, f"/health {status}")
         if stage == "models":
-            _, raw = _request(f"{base_url}/v1/models", api_key, timeout=timeout)
+            _, raw = request(f"{base_url}/v1/models", api_key, timeout=timeout)
             names = [m.get("id") for m in json.loads(raw).get("data", [])]
             found = served_name in names
             return Probe(found, f"/v1/models lists {', '.join(map(str, names)) or 'nothing'}")
         if stage == "completion":
             body = {"model": served_name, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
-            _, raw = _request(f"{base_url}/v1/completions", api_key, body, timeout=max(timeout, 30.0))
+            _, raw = request(f"{base_url}/v1/completions", api_key, body, timeout=max(timeout, 30.0))
             choices = json.loads(raw).get("choices") or []
             return Probe(bool(choices), "one-token completion answered" if choices else "completion had no choices")
     except urllib.error.HTTPError as exc:

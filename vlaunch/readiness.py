@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .backend import marker_exit_code
 from .errors import NotReady, ServerDied
 from .states import JobState
 
@@ -34,14 +35,6 @@ def log_tail(session, lines: int = 15) -> str:
     """The last ``lines`` lines of a job's server log, for failure messages."""
     text = session.read_log(0).decode(errors="replace")
     return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def _marker_code(marker: bytes | None) -> int | None:
-    """The exit status the job script wrote, when it wrote one the scheduler has not reported yet."""
-    try:
-        return int(marker.strip()) if marker else None
-    except ValueError:
-        return None
 
 
 class Readiness:
@@ -73,7 +66,7 @@ class Readiness:
         self._next_poll = now + self._poll_gap
         status = self.session.refresh()
         if status.state.is_final or marker is not None:
-            code = self.record.exit_code if self.record.exit_code is not None else _marker_code(marker)
+            code = self.record.exit_code if self.record.exit_code is not None else marker_exit_code(marker)
             why = status.reason or f"state {status.state.value}"
             tail = log_tail(self.session)
             raise ServerDied(f"server ended before it was ready ({why}"

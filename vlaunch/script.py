@@ -75,7 +75,7 @@ def environment_block(job: JobSpec) -> str:
 def launch_line(job: JobSpec, extra: list[str] = ()) -> str:
     """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT``, the API key file (see
     :mod:`vlaunch.apikey`) and ``extra`` words (literal strings or :class:`vlaunch.shell.Var`) appended."""
-    key = apikey.server_args(job.run_dir) if job.profile.server.api_key else []
+    key = apikey.server_args(job.path(apikey.FILE)) if job.profile.server.api_key else []
     return shell.join(server_argv(job.profile, shell.Var(PORT_VAR)) + key + list(extra))
 
 

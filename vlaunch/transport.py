@@ -72,6 +72,10 @@ class Transport(ABC):
         (a remote transport listens on ``local_port``, or on a free port when it is 0)."""
         return host, port
 
+    def tunnel_command(self, host: str, port: int, local_port: int) -> str | None:
+        """The shell command that opens the same forward as :meth:`forward` by hand, where there is one."""
+        return None
+
     def describe(self) -> dict:
         """A JSON-able description stored in the job registry, enough to reconnect later."""
         return {"kind": self.kind}

@@ -11,27 +11,19 @@ import re
 from vlaunch import BatchBackend
 from vlaunch.errors import ConfigError, SchedulerError
 from vlaunch.multinode import uses_ray
-from vlaunch.transport import CommandResult
 
 from .directives import OUTPUT_FILE, directive_lines
 from .multinode import multinode_server_block
 from .options import PbsOptions
 from .qstat import STATE_MAP, parse_qstat
 
-__all__ = ["PbsBackend", "refusal"]
+__all__ = ["PbsBackend"]
 
 #: qstat's exit statuses for "no such job" (15001 % 256) and "finished, ask with -x" (15139 % 256).
 _UNKNOWN_JOB_RC = {153, 35}
 _JOB_ID = re.compile(r"\d+(\[\d*\])?(\.[A-Za-z0-9_.-]+)?")
 #: Torque-style wrappers over Slurm paste qsub's paths into a shell command line unquoted.
 _WRAPPER_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+,=@%~-]+")
-
-
-def refusal(result: CommandResult) -> str:
-    """qsub's own words for why it refused a job (PBS's ``qsub: ...`` lines, or a wrapped sbatch's errors)."""
-    lines = [line.strip().strip("'").strip() for line in f"{result.stderr}\n{result.stdout}".splitlines()]
-    said = [line for line in lines if line.startswith(("qsub:", "sbatch: error:"))]
-    return "; ".join(dict.fromkeys(said)) or result.message()
 
 
 class PbsBackend(BatchBackend):
@@ -103,7 +95,9 @@ class PbsBackend(BatchBackend):
 
     def refusal(self, result):
         """qsub's own words (``qsub: ...`` lines, or a wrapped sbatch's errors), on one line."""
-        return refusal(result)
+        lines = [line.strip().strip("'").strip() for line in f"{result.stderr}\n{result.stdout}".splitlines()]
+        said = [line for line in lines if line.startswith(("qsub:", "sbatch: error:"))]
+        return "; ".join(dict.fromkeys(said)) or result.message()
 
     def unknown_jobs(self, result):
         """qstat's "unknown job" and "finished, ask with -x" statuses; any other failure (server down, an
@@ -115,9 +109,10 @@ class PbsBackend(BatchBackend):
 
     def poll(self, jobs, transport):
         """The core's batched poll, once per dialect among ``jobs`` (one qstat call each)."""
+        groups: dict[str, list] = {}
+        for job in jobs:
+            groups.setdefault(self.options_for(job).dialect, []).append(job)
         statuses = {}
-        for dialect in ("pro", "torque"):
-            group = [job for job in jobs if self.options_for(job).dialect == dialect]
-            if group:
-                statuses.update(BatchBackend.poll(PbsBackend(dialect), group, transport))
+        for dialect, group in groups.items():
+            statuses.update(BatchBackend.poll(PbsBackend(dialect), group, transport))
         return statuses

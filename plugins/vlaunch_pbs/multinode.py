@@ -12,14 +12,14 @@ from __future__ import annotations
 from vlaunch import JobSpec, shell
 from vlaunch.config.flags import PORT_VAR
 from vlaunch.multinode import data_parallel_layout, follower_words, head_words
-from vlaunch.script import environment_block, free_port_command, launch_line, server_block
+from vlaunch.script import RUN_DIR_VAR, environment_block, free_port_command, launch_line, server_block
 
 from .options import PbsOptions
 
 __all__ = ["multinode_server_block", "follower_program", "FOLLOWER_ARGS"]
 
 #: The follower program's positional arguments, in order.
-FOLLOWER_ARGS = ("VLAUNCH_RUN_DIR", "VLAUNCH_START_RANK", "VLAUNCH_HEAD", "VLAUNCH_RPC_PORT", PORT_VAR)
+FOLLOWER_ARGS = (RUN_DIR_VAR, "VLAUNCH_START_RANK", "VLAUNCH_HEAD", "VLAUNCH_RPC_PORT", PORT_VAR)
 _V = shell.Var
 _NODES = "awk 'NF && !seen[$1]++ {print $1}' \"${PBS_NODEFILE:?is not set: not inside a PBS job}\""
 _INDEX = "awk -v node=\"$VLAUNCH_NODE\" '$1 == node {print NR - 1; exit}' \"$PBS_NODEFILE\""

@@ -53,20 +53,22 @@ stop_pidfile() {
 alive_pidfile() { [ -s "$1" ] && ! gone "$(cat "$1")"; }
 
 # apt_install PKG...: install what is missing, quietly, without recommends and without
-# letting package scripts start daemons (policy-rc.d answering 101 forbids it).
+# letting package scripts start daemons (a policy-rc.d answering 101 forbids it; one put there
+# for this install is removed after it).
 apt_install() {
-  local missing=() p
+  local missing=() p guard=/usr/sbin/policy-rc.d created=0
   for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   export DEBIAN_FRONTEND=noninteractive
   mkdir -p "$RIG_ROOT"
-  [ -e /usr/sbin/policy-rc.d ] || printf '#!/bin/sh\nexit 101\n' | install -m 755 /dev/stdin /usr/sbin/policy-rc.d
+  [ -e "$guard" ] || { printf '#!/bin/sh\nexit 101\n' | install -m 755 /dev/stdin "$guard"; created=1; }
   apt-cache show "${missing[0]}" >/dev/null 2>&1 || apt-get update -qq >/dev/null \
     || die "apt-get update failed"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>"$RIG_ROOT/apt.err" \
-    || die "apt-get install ${missing[*]} failed: $(tail -3 "$RIG_ROOT/apt.err")"
+  apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null \
+    2>"$RIG_ROOT/apt.err" || die "apt-get install ${missing[*]} failed: $(tail -3 "$RIG_ROOT/apt.err")"
+  [ "$created" = 0 ] || rm -f "$guard"
   say "installed ${missing[*]}"
 }
 

@@ -10,12 +10,12 @@ if [ -e "$RIG/.created-user" ] && id "$SSH_USER" >/dev/null 2>&1; then
   step "stopped the processes of $SSH_USER"
 fi
 for n in 1 2; do
-  running "$RIG/sshd$n.pid" && { stop_pid "$(cat "$RIG/sshd$n.pid")"; step "stopped sshd$n"; }
+  alive_pidfile "$RIG/sshd$n.pid" && { stop_pid "$(cat "$RIG/sshd$n.pid")"; step "stopped sshd$n"; }
 done
 if ip netns list 2>/dev/null | grep -qw "$NETNS"; then
   for pid in $(ip netns pids "$NETNS"); do stop_pid "$pid"; done
   ip netns del "$NETNS"                  # removes vl-veth1 and, asynchronously, its peer vl-veth0
-  wait_for 10 bash -c '! ip link show vl-veth0'
+  wait_until 10 bash -c '! ip link show vl-veth0'
   step "deleted netns $NETNS"
 fi
 if [ -s "$RIG/acl-dirs" ]; then

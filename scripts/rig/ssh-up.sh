@@ -18,21 +18,10 @@ REPO=$(cd "$HERE/../.." && pwd)
 VENV=${VENV:-$REPO/.venv}
 WITH_NETNS=${WITH_NETNS:-1}
 
-if running "$RIG/sshd1.pid" && { [ "$WITH_NETNS" != 1 ] || running "$RIG/sshd2.pid"; }; then
+if alive_pidfile "$RIG/sshd1.pid" && { [ "$WITH_NETNS" != 1 ] || alive_pidfile "$RIG/sshd2.pid"; }; then
   step "already up ($RIG)"; exit 0
 fi
 [ -e "$RIG" ] && "$HERE/ssh-down.sh" >/dev/null
-
-install_packages() {  # openssh-server and acl, without letting the package start a distro sshd
-  command -v setfacl >/dev/null && [ -x /usr/sbin/sshd ] && return 0
-  local guard=/usr/sbin/policy-rc.d created=0
-  [ -e "$guard" ] || { printf '#!/bin/sh\nexit 101\n' >"$guard"; chmod 755 "$guard"; created=1; }
-  export DEBIAN_FRONTEND=noninteractive
-  ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -qq
-  apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends openssh-server acl >/dev/null
-  [ "$created" = 0 ] || rm -f "$guard"
-  step "installed openssh-server and acl"
-}
 
 # grant_search DIR: let the test user pass through DIR and every directory above it. acl-dirs tells
 # ssh-down.sh how to undo each grant: drop the whole ACL ("b", there was none) or only our entry ("x").
@@ -69,7 +58,7 @@ CFG
   } >"$file"
 }
 
-install_packages
+apt_install openssh-server acl   # policy-rc.d keeps the package from starting a distro sshd
 mkdir -p "$RIG/client"
 cd "$RIG"
 
@@ -87,7 +76,7 @@ write_sshd_config sshd1_config host1_key sshd1.pid "127.0.0.1:$SSH_PORT"
 echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 host1_key.pub)" >client/known_hosts
 install -d -m 755 /run/sshd                      # privilege separation dir (a systemd unit makes it)
 /usr/sbin/sshd -f "$RIG/sshd1_config" -E "$RIG/sshd1.log"    # sshd re-executes itself: absolute path
-wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT"
+wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT" || die "sshd did not listen on 127.0.0.1:$SSH_PORT"
 step "vl-host1: sshd on 127.0.0.1:$SSH_PORT (pid $(cat sshd1.pid))"
 
 cat >client/ssh_config <<CFG
@@ -119,7 +108,7 @@ if [ "$WITH_NETNS" = 1 ]; then
   { echo "$HOST2_ADDR $(cut -d' ' -f1,2 host2_key.pub)"
     echo "127.0.0.1 $(cut -d' ' -f1,2 host2_key.pub)"; } >>client/known_hosts
   ip netns exec "$NETNS" /usr/sbin/sshd -f "$RIG/sshd2_config" -E "$RIG/sshd2.log"
-  wait_for 10 bash -c "exec 3<>/dev/tcp/$HOST2_ADDR/22"
+  wait_until 10 bash -c "exec 3<>/dev/tcp/$HOST2_ADDR/22" || die "sshd did not listen on $HOST2_ADDR:22"
   step "vl-host2: sshd in netns $NETNS on $HOST2_ADDR:22 (pid $(cat sshd2.pid))"
 fi
 

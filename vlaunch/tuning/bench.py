@@ -5,13 +5,14 @@ Where it runs:
 * ``here``: this machine's Python (which must import vLLM), against the URL readiness uses
   (through the SSH forward where the job is remote);
 * ``target``: through the job's transport, on the machine that runs the job's commands, inside the
-  job's own environment (setup lines, variables, API key), against the address the job published.
+  job's own environment (setup lines, variables; the API key read from the job's key file), against
+  the address the job published.
   The job's server command picks the program: ``python...`` runs the runner module copied into the
   run directory, a ``vllm`` console script runs ``vllm bench serve`` itself.
 
-``auto`` is ``here`` when vLLM is importable here, else ``target``. Raw output, log and summary go
-to ``<run dir>/bench/`` (target) or the state directory (here); the summary always also goes to
-``<state dir>/bench/<job>/<id>.json``.
+``auto`` is ``here`` when vLLM is importable here, else ``target``. Raw output and log go to
+``<run dir>/bench/`` (target) or the state directory (here); the summary goes to
+``<state dir>/bench/<job>/<id>.json`` and to the job's run directory.
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def _run_target(job: LiveJob, args: list[str], stamp: str, python: str | None,
     spec = JobSpec(record.name, record.profile, job.session.profile, None, record.run_dir)
     runner, raw, log, script = (spec.path(f"bench/{leaf}") for leaf in
                                 ("bench_runner.py", f"{stamp}.raw.json", f"{stamp}.log", f"{stamp}.sh"))
-    transport.write_file(runner, _RUNNER.read_text())
     argv = _target_argv(job.session.profile, python, runner, raw, args)
+    if runner in argv:  # the `vllm bench serve` form needs no runner
+        transport.write_file(runner, _RUNNER.read_text())
     lines = ["#!/bin/bash", f"# vlaunch bench {stamp} of job {record.name}",
              f"{RUN_DIR_VAR}={shell.quote(record.run_dir)}", f'cd -- "${RUN_DIR_VAR}" || exit 1',
              f"exec >>{shell.quote(log)} 2>&1", environment_block(spec),

@@ -57,7 +57,7 @@ def _workload_options(func):
     return func
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command()
 @click.argument("names", nargs=-1, required=True, shell_complete=completion.jobs_or_profiles)
 @_workload_options
 @click.option("--tokenizer", help="Tokenizer for the prompts (default: the job's model).")
@@ -138,12 +138,13 @@ def _compare(profiles, wl, where, bench_options, json_, *, backend, model, sets,
 
 
 def _write_winner(name, best, result, force):
+    from .compare import metric_of
     from .profiles import derive, write_profile
 
     metric = result["metric"]
 
     def value(entry):
-        figure = ((entry.get("summary") or {}).get("metrics") or {}).get(metric)
+        figure = metric_of(entry, metric)
         return "n/a" if figure is None else f"{figure:,.1f}"
 
     others = ", ".join(f"{e['profile']} {value(e)}" for e in result["entries"] if e is not best)

@@ -16,7 +16,7 @@ from ..paths import state_dir
 from .bench import ROWS, BenchFailed, run_bench
 from .workload import Workload
 
-__all__ = ["compare", "render_compare", "winner", "LOWER_IS_BETTER"]
+__all__ = ["compare", "render_compare", "winner", "metric_of", "LOWER_IS_BETTER"]
 
 #: Metrics where less is better; every other metric is better when higher.
 LOWER_IS_BETTER = ("duration", "failed")
@@ -71,14 +71,18 @@ def _run_one(profile: str, backend: str, overrides, wl: Workload, where: str, vi
     return entry
 
 
+def metric_of(entry: dict, metric: str) -> float | None:
+    """One figure of a compare entry's benchmark summary; None when the profile was not measured."""
+    return ((entry.get("summary") or {}).get("metrics") or {}).get(metric)
+
+
 def winner(entries: list[dict], metric: str) -> dict | None:
     """The entry with the best ``metric`` among complete runs."""
     better = _better(metric)
     best = None
     for entry in entries:
-        summary = entry.get("summary") or {}
-        value = summary.get("metrics", {}).get(metric)
-        if summary.get("status") == "complete" and value is not None and (best is None or better(value, best[1])):
+        value = metric_of(entry, metric)
+        if (entry.get("summary") or {}).get("status") == "complete" and value is not None and (best is None or better(value, best[1])):
             best = (entry, value)
     return best[0] if best else None
 
@@ -116,7 +120,7 @@ def render_compare(result: dict) -> list[str]:
     header = ["", *names, *(f"{n}/{base}" for n in names[1:])]
     rows = [header]
     for label, key, digits in ROWS:
-        values = [((e.get("summary") or {}).get("metrics") or {}).get(key) for e in entries]
+        values = [metric_of(e, key) for e in entries]
         ratios = [f"{v / values[0]:.2f}x" if v is not None and values[0] else "-" for v in values[1:]]
         rows.append([label, *(_fmt(v, digits) for v in values), *ratios])
     rows.append(["status", *((e.get("summary") or {}).get("status", "not run") for e in entries),

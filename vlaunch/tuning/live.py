@@ -48,7 +48,7 @@ def open_job(name: str) -> Iterator[LiveJob]:
         if record.state.is_final:
             why = f": {record.reason}" if record.reason else ""
             raise VlaunchError(f"job {name} has ended ({record.state.value}{why}); there is no server to measure")
-        if not (record.host and record.port):
+        if not record.endpoint:
             raise VlaunchError(f"job {name} has not published its address yet ({record.state.value});"
                                f" wait for it with `vlaunch status {name}`")
         yield LiveJob(session, session.local_url(), session.registry.key(name))

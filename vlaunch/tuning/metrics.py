@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 import re
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 from ..errors import VlaunchError
+from ..probes import request
 
 __all__ = ["METRICS", "Scrape", "EngineFigures", "Window", "parse", "fetch", "window", "MetricsUnavailable"]
 
@@ -51,13 +50,12 @@ class Scrape:
         suffix = "_count" if short in _HISTOGRAMS else ""
         return next((n for n in METRICS[short] if n + suffix in self.samples), None)
 
-    def by_engine(self, name: str, **match: str) -> dict[str, float]:
+    def by_engine(self, name: str) -> dict[str, float]:
         """Values of ``name`` summed per ``engine`` label (series without one count as engine "0")."""
         out: dict[str, float] = {}
         for labels, value in self.samples.get(name, []):
-            if all(labels.get(k) == v for k, v in match.items()):
-                engine = labels.get("engine", "0")
-                out[engine] = out.get(engine, 0.0) + value
+            engine = labels.get("engine", "0")
+            out[engine] = out.get(engine, 0.0) + value
         return out
 
     def buckets(self, name: str) -> dict[str, dict[float, float]]:
@@ -95,12 +93,10 @@ def parse(text: str, taken: float | None = None) -> Scrape:
 
 def fetch(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> Scrape:
     """GET ``base_url/metrics`` and parse it; :class:`MetricsUnavailable` says why when it cannot."""
-    request = urllib.request.Request(f"{base_url}/metrics")
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
+    import urllib.error
+
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            text = response.read().decode("utf-8", errors="replace")
+        text = request(f"{base_url}/metrics", api_key, timeout=timeout)[1].decode("utf-8", errors="replace")
     except urllib.error.HTTPError as exc:
         raise MetricsUnavailable(f"{base_url}/metrics answered HTTP {exc.code}") from None
     except (OSError, ValueError) as exc:

@@ -60,8 +60,7 @@ class ExampleBackend(BatchBackend):
         return lines + [f"#EXAMPLE {directive}" for directive in opts.extra_directives]
 
     def submit_command(self, job: JobSpec, script_path: str) -> list[str]:
-        """TODO(scheduler): the command that queues ``script_path``. It runs without a shell; a scheduler
-        that reads the script on standard input (``sub < script``) overrides ``submit_input`` instead."""
+        """TODO(scheduler): the command that queues ``script_path`` (it runs without a shell)."""
         return ["examplesub", script_path]
 
     def parse_job_id(self, stdout: str) -> str:

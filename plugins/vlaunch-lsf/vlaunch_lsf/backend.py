@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pydantic import Field, field_validator
 
 from vlaunch import BackendOptions, BatchBackend, CommandResult, JobSpec, JobState, JobStatus
-from vlaunch.errors import ConfigError
 from vlaunch.shell import quote
 
 __all__ = ["LsfBackend", "LsfOptions", "lsf_walltime"]
@@ -134,12 +133,6 @@ class LsfBackend(BatchBackend):
         """``#BSUB`` lines, every value quoted; extra directives verbatim."""
         lines = [f"#BSUB {flag} {quote(value)}" for flag, value in self._pairs(job)]
         return lines + [f"#BSUB {directive}" for directive in job.options.extra_directives]
-
-    def server_block(self, job: JobSpec) -> str | None:
-        """The core's single-node block; a multi-node launch (blaunch) is not implemented yet."""
-        if job.profile.resources.nodes > 1:
-            raise ConfigError("backend lsf runs single-node jobs only: set resources.nodes = 1")
-        return None
 
     def submit_command(self, job: JobSpec, script_path: str) -> list[str]:
         """``bsub OPTIONS SCRIPT``; bsub hands its command to a shell on the execution host, so the path
