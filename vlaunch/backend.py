@@ -13,13 +13,14 @@ backends never execute anything themselves.
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from .errors import CommandNotFound, SchedulerError, SubmitError, TransportError
 from .states import JobState, JobStatus
@@ -33,9 +34,32 @@ __all__ = ["BackendOptions", "JobSpec", "Backend", "ProcessBackend", "BatchBacke
 
 
 class BackendOptions(BaseModel):
-    """Base of every backend's options model (the profile's ``[backend.NAME]`` table): unknown keys fail."""
+    """Base of every backend's options model (the profile's ``[backend.NAME]`` table): unknown keys fail,
+    and every string (also in lists and tables) must be one line: options become directive lines and
+    command words, where a newline would start a command of its own."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    @field_validator("*")
+    @classmethod
+    def _one_line(cls, value, info: ValidationInfo):
+        _refuse_control_characters(info.field_name, value)
+        return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _refuse_control_characters(where: str, value) -> None:
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise ValueError(f"{where} must be one line without control characters: {value!r}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_control_characters(where, item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(f"{where}.{key}", item)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,6 @@ from vlaunch import BackendOptions
 
 __all__ = ["PbsOptions"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _one_line(value: str, what: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError(f"{what} must be one line without control characters: {value!r}")
-    return value
-
-
 class PbsOptions(BackendOptions):
     """Options of the ``[backend.pbs]`` table."""
 
@@ -43,21 +34,10 @@ class PbsOptions(BackendOptions):
     launcher_args: list[str] = Field(default_factory=list, description="Multi-node only: extra words after the "
                                                                        "launcher, e.g. [\"--cpu-bind\", \"none\"].")
 
-    @field_validator("queue", "account", "place", "keep_files")
-    @classmethod
-    def _single_line(cls, value, info):
-        return value if value is None else _one_line(value, info.field_name)
-
-    @field_validator("filesystems", "extra_directives", "launcher_args")
-    @classmethod
-    def _single_lines(cls, value, info):
-        return [_one_line(item, info.field_name) for item in value]
-
     @field_validator("chunk_resources")
     @classmethod
     def _chunk_names(cls, value):
-        for name, item in value.items():
+        for name in value:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise ValueError(f"chunk resource name {name!r} is not a PBS resource name")
-            _one_line(item, f"chunk_resources.{name}")
         return value

@@ -13,12 +13,6 @@ DIRECTIVE_NAMES = ("job-name", "chdir", "output", "error", "nodes", "ntasks-per-
                    "gpus-per-node", "mem", "time", "partition", "account", "qos", "constraint")
 
 
-def _one_line(value: str | None) -> str | None:
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must be one line without control characters")
-    return value
-
-
 class SlurmOptions(BackendOptions):
     """Options of the ``[backend.slurm]`` table; each becomes one ``#SBATCH`` line when set."""
 
@@ -36,16 +30,10 @@ class SlurmOptions(BackendOptions):
     skip_directives: list[str] = Field(default_factory=list, description=(
         "Directives vlaunch must not write, by name (e.g. \"mem\" where the site forbids --mem)."))
 
-    @field_validator("partition", "account", "qos", "constraint", "gpu_type", "output", "error")
-    @classmethod
-    def _single_line(cls, value):
-        return _one_line(value)
-
     @field_validator("extra_directives")
     @classmethod
     def _extra(cls, value):
         for entry in value:
-            _one_line(entry)
             if not entry.startswith("-"):
                 raise ValueError(f"{entry!r}: each entry is one sbatch option, e.g. \"--reservation=maint\"")
         return value

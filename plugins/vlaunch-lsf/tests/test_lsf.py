@@ -107,3 +107,11 @@ def test_multi_node_is_refused(vlaunch_home):
     prepared = _prepared(["resources.nodes=2", "resources.gpus_per_node=2"])
     with pytest.raises(ConfigError, match="single-node"):
         prepared.script(prepared.job("multi", "/srv/vlaunch/runs/multi"))
+
+
+@pytest.mark.parametrize("setting", ['backend.lsf.queue="gpu\\ntouch /tmp/x"',
+                                     'backend.lsf.extra_directives=["-x\\necho pwned"]'])
+def test_a_newline_in_an_option_is_refused(vlaunch_home, setting):
+    """A newline would end the #BSUB line and start a command of its own in the job script."""
+    with pytest.raises(ConfigError, match="must be one line"):
+        _prepared([setting])
