@@ -47,6 +47,10 @@ def data_parallel_layout(profile: Profile) -> DataParallelLayout:
             " vllm.extra_args = [\"--distributed-executor-backend\", \"ray\"] and a Ray cluster of your own")
     if v.data_parallel_size % r.nodes:
         raise ConfigError(f"data_parallel_size {v.data_parallel_size} does not divide evenly over {r.nodes} nodes")
+    command = profile.server.command
+    if command[-1] != "serve":  # followers run `vllm serve --headless`; the api_server module has no such mode
+        raise ConfigError(f"{r.nodes} nodes need vLLM's `serve` command (the other nodes run it with --headless),"
+                          f" but server.command is {' '.join(command)!r}; set server.command = [\"vllm\", \"serve\"]")
     return DataParallelLayout(r.nodes, v.data_parallel_size, v.data_parallel_size // r.nodes)
 
 

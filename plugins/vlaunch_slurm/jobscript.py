@@ -6,7 +6,6 @@ Every value is quoted with :mod:`vlaunch.shell`; sbatch reads shell-style quotes
 from __future__ import annotations
 
 from vlaunch import JobSpec, shell
-from vlaunch.errors import ConfigError
 from vlaunch.multinode import data_parallel_layout, follower_words, head_words, uses_ray
 from vlaunch.script import free_port_command, launch_line, server_block
 
@@ -45,14 +44,6 @@ def directive_lines(job: JobSpec, opts: SlurmOptions) -> list[str]:
     return lines + [f"#SBATCH {shell.quote(entry)}" for entry in opts.extra_directives]
 
 
-def _require_serve(job: JobSpec, nodes: int) -> None:
-    """Followers need ``vllm serve --headless``; the api_server module has no headless mode."""
-    command = job.profile.server.command
-    if command[-1] != "serve":
-        raise ConfigError(f"{nodes} nodes need vLLM's `serve` command (the other nodes run it with --headless),"
-                          f" but server.command is {' '.join(command)!r}; set server.command = [\"vllm\", \"serve\"]")
-
-
 def _follower_lines(job: JobSpec, layout) -> list[str]:
     """Where the nodes meet, then one backgrounded ``srun`` step per other node."""
     srun = shell.join(["srun", "--nodes=1", "--ntasks=1", "--kill-on-bad-exit=1"])
@@ -77,5 +68,4 @@ def multinode_server_block(job: JobSpec) -> str | None:
     if job.profile.resources.nodes == 1 or uses_ray(job.profile):
         return None
     layout = data_parallel_layout(job.profile)
-    _require_serve(job, layout.nodes)
     return server_block(job, launch_line(job, head_words(layout, _ADDRESS, _RPC_PORT)), _follower_lines(job, layout))

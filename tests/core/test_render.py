@@ -110,3 +110,11 @@ def test_usage_errors_are_one_line():
 def test_multi_node_profile_on_a_single_node_backend_is_refused():
     result = vlaunch("render", "-p", "turbo", "-m", "m", "--set", "resources.nodes=2", "--set", "resources.gpus_per_node=2")
     assert_one_line_error(result, "backend local starts single-node servers only; resources.nodes is 2")
+
+
+@pytest.mark.parametrize("backend", ["slurm", "pbs"])
+def test_multi_node_needs_the_serve_command(backend):
+    """Followers run `vllm serve --headless`; the api_server module (cpu-tiny's command) has no such mode."""
+    result = vlaunch("render", "--profile", "cpu-tiny", "--backend", backend, "--model", "m", "--set", "resources.nodes=2",
+                     "--set", "vllm.data_parallel_size=2")
+    assert_one_line_error(result, "2 nodes need vLLM's `serve` command")

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 
-from helpers import REPO, assert_one_line_error, fake_command, vlaunch
+from helpers import FAKE_VLLM, REPO, assert_one_line_error, vlaunch
 from vlaunch_pbs.directives import pbs_memory, pbs_walltime
 
 GOLDEN = REPO / "tests" / "golden" / "pbs"
 RUN_ROOT = "/home/user/.vlaunch/runs"
 MODEL = "Qwen/Qwen3-VL-2B-Instruct"
 TWO_NODES = ["--set", "resources.nodes=2", "--set", "vllm.data_parallel_size=8"]
+#: The fake server as a `... serve` command: multi-node followers run `serve --headless`.
+FAKE_SERVE = "server.command=" + json.dumps([sys.executable, str(FAKE_VLLM), "serve"])
 
 
 def render(*args, backend="pbs"):
@@ -118,7 +121,7 @@ def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
     hostile = f"org/m; touch {marker} $(touch {marker})"
     runs = tmp_path / "runs"
     script = vlaunch("render", "--profile", "cpu-tiny", "--backend", "pbs", "--model", hostile, "--name", "two",
-                     "--run-root", str(runs), "--set", fake_command(), "--set", "resources.nodes=2",
+                     "--run-root", str(runs), "--set", FAKE_SERVE, "--set", "resources.nodes=2",
                      "--set", "vllm.data_parallel_size=2", "--set", 'backend.pbs.launcher_args=["--cpu-bind", "none"]',
                      "--set", "environment.variables.EVIL=$(touch " + str(marker) + ")")
     assert script.returncode == 0, script.stderr
@@ -150,14 +153,14 @@ def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
     assert value(follower, "--data-parallel-start-rank") == "1" and value(follower, "--data-parallel-size-local") == "1"
     assert value(follower, "--data-parallel-address") == value(head, "--data-parallel-address") == "nodeA"
     assert value(follower, "--data-parallel-rpc-port") == value(head, "--data-parallel-rpc-port") != str(rendezvous["port"])
-    assert value(head, "--port") == str(rendezvous["port"]) and value(follower, "--model") == value(head, "--model") == hostile
+    assert value(head, "--port") == str(rendezvous["port"]) and value(follower, "serve") == value(head, "serve") == hostile
     assert not marker.exists()
 
 
 def test_two_node_script_stops_when_the_node_file_is_short(tmp_path):
     runs = tmp_path / "runs"
     script = render("--profile", "cpu-tiny", "--model", "m", "--name", "short", "--set", "resources.nodes=2",
-                    "--set", "vllm.data_parallel_size=2").replace(RUN_ROOT, str(runs))
+                    "--set", "vllm.data_parallel_size=2", "--set", FAKE_SERVE).replace(RUN_ROOT, str(runs))
     (runs / "short").mkdir(parents=True)
     (tmp_path / "nodefile").write_text("nodeA\nnodeA\n")
     done = subprocess.run(["bash", "-c", script], env={**os.environ, "PBS_NODEFILE": str(tmp_path / "nodefile")},
