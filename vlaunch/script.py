@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .multinode import uses_ray
 
 __all__ = ["render_script", "fill_template", "environment_block", "server_block", "launch_line", "port_lines",
-           "free_port_command", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
+           "free_port_command", "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
 
 RUN_DIR_VAR = "VLAUNCH_RUN_DIR"
 PLAIN_TEMPLATE = "#!/bin/bash\n{{ directives }}\n{{ header }}\n{{ environment }}\n{{ server }}\n"
@@ -29,6 +29,13 @@ _FREE_PORT = "python3 -c 'import socket; s = socket.socket(); s.bind((\"\", 0));
 def free_port_command() -> str:
     """A shell command that prints a free TCP port of the machine it runs on."""
     return _FREE_PORT
+
+
+def other_free_port_line(var: str) -> str:
+    """A shell line that sets ``$var`` to a free port of this machine other than the server's
+    ``$VLAUNCH_PORT`` (e.g. multi-node data parallelism's RPC port)."""
+    return (f'{var}=${PORT_VAR}; while [ "${var}" = "${PORT_VAR}" ]; do'
+            f' {var}="$({_FREE_PORT})"; done')
 
 
 def fill_template(text: str, blocks: dict[str, str]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from vlaunch import JobSpec, shell
 from vlaunch.config.flags import PORT_VAR
 from vlaunch.multinode import data_parallel_layout, follower_words, head_words
-from vlaunch.script import RUN_DIR_VAR, environment_block, free_port_command, launch_line, server_block
+from vlaunch.script import RUN_DIR_VAR, environment_block, launch_line, other_free_port_line, server_block
 
 from .options import PbsOptions
 
@@ -59,8 +59,7 @@ def multinode_server_block(job: JobSpec, options: PbsOptions) -> str:
         f'  echo "vlaunch: {nodes} nodes asked, \\$PBS_NODEFILE lists ${{#VLAUNCH_NODES[@]}}"; echo 1 >exit_code; exit 1',
         "fi",
         "VLAUNCH_HEAD=${VLAUNCH_NODES[0]}",
-        f'VLAUNCH_RPC_PORT=${PORT_VAR}; while [ "$VLAUNCH_RPC_PORT" = "${PORT_VAR}" ]; do'
-        f' VLAUNCH_RPC_PORT="$({free_port_command()})"; done',
+        other_free_port_line("VLAUNCH_RPC_PORT"),
         f"for ((VLAUNCH_I = 1; VLAUNCH_I < {nodes}; VLAUNCH_I++)); do",
         '  VLAUNCH_NODE=${VLAUNCH_NODES[VLAUNCH_I]}',
         f"  VLAUNCH_START_RANK=$((VLAUNCH_I * {layout.local_ranks}))",

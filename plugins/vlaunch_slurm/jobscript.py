@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from vlaunch import JobSpec, shell
 from vlaunch.multinode import data_parallel_layout, follower_words, head_words, uses_ray
-from vlaunch.script import free_port_command, launch_line, server_block
+from vlaunch.script import launch_line, other_free_port_line, server_block
 
 from .options import SlurmOptions
 
@@ -51,7 +51,7 @@ def _follower_lines(job: JobSpec, layout) -> list[str]:
         f"# {layout.nodes} nodes x {layout.local_ranks} data-parallel ranks = {layout.ranks}: this node serves"
         " the API, srun starts the other nodes' engines headless",
         f'{_ADDRESS}="$(hostname -I | cut -d " " -f 1)"',
-        f'{_RPC_PORT}="$({free_port_command()})"',
+        other_free_port_line(_RPC_PORT),
         'mapfile -t VLAUNCH_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")',
     ]
     for index in range(1, layout.nodes):

@@ -118,3 +118,17 @@ def test_multi_node_needs_the_serve_command(backend):
     result = vlaunch("render", "--profile", "cpu-tiny", "--backend", backend, "--model", "m", "--set", "resources.nodes=2",
                      "--set", "vllm.data_parallel_size=2")
     assert_one_line_error(result, "2 nodes need vLLM's `serve` command")
+
+
+def test_a_second_port_is_never_the_servers(tmp_path):
+    """Multi-node's RPC port line draws again when the free port it gets is the server's own."""
+    from vlaunch.script import other_free_port_line
+
+    fake = tmp_path / "python3"  # answers the server's port first, then another
+    fake.write_text('#!/bin/bash\nn=$(cat "$0.n" 2>/dev/null || echo 0); echo $((n + 1)) >"$0.n"\n'
+                    '[ "$n" = 0 ] && echo 8000 || echo 8001\n')
+    fake.chmod(0o755)
+    line = other_free_port_line("RPC")
+    out = subprocess.run(["bash", "-c", f'VLAUNCH_PORT=8000; {line}; echo "$RPC"'], capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}, timeout=30)
+    assert out.stdout.strip() == "8001" and (tmp_path / "python3.n").read_text().strip() == "2"

@@ -18,7 +18,7 @@ export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
 # 2 nodes x 4 data-parallel ranks = 8: this node serves the API, srun starts the other nodes' engines headless
 VLAUNCH_DP_ADDRESS="$(hostname -I | cut -d " " -f 1)"
-VLAUNCH_DP_RPC_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
+VLAUNCH_DP_RPC_PORT=$VLAUNCH_PORT; while [ "$VLAUNCH_DP_RPC_PORT" = "$VLAUNCH_PORT" ]; do VLAUNCH_DP_RPC_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"; done
 mapfile -t VLAUNCH_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 --nodelist="${VLAUNCH_NODES[1]}" vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /srv/vlaunch/runs/turbo-2nodes/api_key.yaml --headless --data-parallel-size-local 4 --data-parallel-start-rank 4 --data-parallel-address "$VLAUNCH_DP_ADDRESS" --data-parallel-rpc-port "$VLAUNCH_DP_RPC_PORT" &
 vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /srv/vlaunch/runs/turbo-2nodes/api_key.yaml --data-parallel-size-local 4 --data-parallel-address "$VLAUNCH_DP_ADDRESS" --data-parallel-rpc-port "$VLAUNCH_DP_RPC_PORT" &
