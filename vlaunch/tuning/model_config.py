@@ -44,8 +44,9 @@ def _from_cache(repo_id: str, hubs: list[Path]) -> Path | None:
     for hub in hubs:
         repo = hub / folder_name
         ref = repo / "refs" / "main"
-        if ref.is_file() and (repo / "snapshots" / ref.read_text().strip() / "config.json").is_file():
-            return repo / "snapshots" / ref.read_text().strip() / "config.json"
+        pinned = repo / "snapshots" / ref.read_text().strip() / "config.json" if ref.is_file() else None
+        if pinned and pinned.is_file():
+            return pinned
         found = sorted((repo / "snapshots").glob("*/config.json"), key=lambda p: p.stat().st_mtime)
         if found:
             return found[-1]
