@@ -30,9 +30,9 @@ def test_compare_two_real_profiles_and_write_the_winner(tiny_model, tmp_path):
     entries = {e["profile"]: e for e in stored["entries"]}
     tput = {p: e["summary"]["metrics"]["output_throughput"] for p, e in entries.items()}
     assert all(e["summary"]["status"] == "complete" for e in entries.values())
+    # Which profile is faster is a benchmark's question (docs/benchmarks.md), not this test's: on a busy
+    # 2-core machine either can win. The winner is the one with the higher measured throughput.
     assert stored["winner"] == max(tput, key=tput.get)
-    # A batch of 4 against 32 concurrent requests: the larger batch wins (1.7x when measured here).
-    assert stored["winner"] == "seqs64"
     row = next(line for line in result.stdout.splitlines() if line.startswith("output tok/s"))
     assert row.split()[-1] == f"{tput['seqs64'] / tput['seqs4']:.2f}x"
     for entry in entries.values():  # each job was brought down, its processes are gone

@@ -77,16 +77,18 @@ def test_watch_moves_under_load_and_advise_reads_it(server):
                              "--output-len", "32", "--concurrency", "64"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **server})
     try:
-        def both_ranks_work(sample: dict) -> bool:
-            return all(e["generation_tps"] > 0 for e in sample["engines"].values())
+        def under_load(sample: dict) -> bool:
+            total = sample["total"]
+            return (all(e["generation_tps"] > 0 for e in sample["engines"].values())
+                    and total["running"] > 0 and total["itl_ms"]["mean"] > 0)
 
-        # One sample can catch one engine between batches, so watch until both have generated.
+        # One sample can catch an engine between batches, the queue just drained, or a window with
+        # first tokens only (no inter-token latency yet): watch until one sample shows all of it.
         deadline, busy = time.monotonic() + 180, idle
-        while not both_ranks_work(busy) and time.monotonic() < deadline and load.poll() is None:
+        while not under_load(busy) and time.monotonic() < deadline and load.poll() is None:
             busy = _watch(server)
         assert busy["total"]["generation_tps"] > 0, "no load seen while the benchmark ran"
-        assert both_ranks_work(busy), busy["engines"]  # both data-parallel ranks work
-        assert busy["total"]["running"] > 0 and busy["total"]["itl_ms"]["mean"] > 0
+        assert under_load(busy), busy  # both data-parallel ranks generate, requests run, ITL measured
         advice = vlaunch("advise", JOB, "--window", "2", "--interval", "0.5", "--json", env=server)
         assert advice.returncode == 0, advice.stderr
         data = json.loads(advice.stdout)
