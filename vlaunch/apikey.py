@@ -21,8 +21,10 @@ _YAML_KEY = "api-key"
 
 
 def new_key() -> str:
-    """A fresh random key (URL-safe characters only, so it needs no escaping anywhere)."""
-    return secrets.token_urlsafe(24)
+    """A fresh random key: 48 hexadecimal digits (192 bits). No character needs escaping anywhere, and
+    none can start it with ``-``, which vLLM's ``--config`` loading would hand to its parser as an option
+    (about 1 in 64 ``token_urlsafe`` keys did, and vLLM refused to start)."""
+    return secrets.token_hex(24)
 
 
 def file_text(key: str) -> str:

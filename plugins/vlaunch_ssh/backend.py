@@ -7,7 +7,7 @@ stops its process group with ``ps``/``kill`` there. This module never imports pa
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vlaunch import BackendOptions, ProcessBackend, shell
 from vlaunch.errors import ConfigError, SubmitError
@@ -32,6 +32,14 @@ class SSHTarget(BackendOptions):
                                                          "known_hosts; a changed key is always refused.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds for the TCP connection and the SSH handshake "
                                                            "(default: ~/.ssh/config's ConnectTimeout, then 10).")
+
+    @field_validator("host", "user")
+    @classmethod
+    def _not_an_option(cls, value):
+        # These reach the OpenSSH command lines vlaunch prints (`vlaunch tunnel`), where "-o..." is an option.
+        if value is not None and value.startswith("-"):
+            raise ValueError(f"must not start with '-': {value!r}")
+        return value
 
 
 class SSHOptions(SSHTarget):

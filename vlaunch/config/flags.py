@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .model import Profile, VllmSection
 
-__all__ = ["parse_flag_words", "fold_flag_words", "vllm_flags", "server_argv", "PORT_VAR"]
+__all__ = ["parse_flag_words", "fold_flag_words", "vllm_flags", "server_argv", "option_words", "PORT_VAR"]
 
 #: The shell variable that holds the port on the node (resolved there when the port is "auto").
 PORT_VAR = "VLAUNCH_PORT"
@@ -24,6 +24,22 @@ _FORBIDDEN = {
 
 def _flag(field: str) -> str:
     return "--" + field.replace("_", "-")
+
+
+def option_words(flag: str, value: str) -> list[str]:
+    """``flag value`` as argv words; a value that vLLM's parser would read as an option stays attached
+    (``--served-model-name=-x``): argparse takes whatever follows ``=`` as the value."""
+    return [f"{flag}={value}"] if value.startswith("-") else [flag, value]
+
+
+def _forbidden(flag: str) -> str | None:
+    """Why ``flag`` may not be given, in any spelling vLLM's parser accepts: ``_`` for ``-`` and any
+    prefix it would expand (argparse abbreviates ``--api-k`` to ``--api-key``)."""
+    spelled = flag.replace("_", "-")
+    for name, why in _FORBIDDEN.items():
+        if name.startswith(spelled) and len(spelled) > 2:
+            return f"{name}: {why}" + ("" if flag == name else f" ({flag} is read as {name})")
+    return None
 
 
 _BY_FLAG = {_flag(name): name for name in _TYPED}
@@ -59,8 +75,9 @@ def fold_flag_words(words: list[str]) -> tuple[dict, dict, dict[str, list[str]]]
     server: dict = {}
     rest: dict[str, list[str]] = {}
     for flag, values in parse_flag_words(words):
-        if flag in _FORBIDDEN:
-            raise ConfigError(f"{flag}: {_FORBIDDEN[flag]}")
+        why = _forbidden(flag)
+        if why:
+            raise ConfigError(why)
         negated = flag.startswith("--no-") and "--" + flag[5:] in _BY_FLAG
         if flag in _SERVER_FLAGS:
             server[_SERVER_FLAGS[flag]] = _one_value(flag, values)
@@ -103,7 +120,7 @@ def vllm_flags(vllm: VllmSection) -> list[str]:
         if isinstance(value, bool):
             argv.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
         else:
-            argv += [_flag(name), str(value)]
+            argv += option_words(_flag(name), str(value))
     return argv + vllm.extra_args
 
 
@@ -113,8 +130,15 @@ def server_argv(profile: Profile, port_word: str) -> list[str]:
     if not server.model:
         raise ConfigError("no model: set server.model in the profile or pass --model")
     argv = list(server.command)
-    argv += [server.model] if argv[-1] == "serve" else ["--model", server.model]
+    if argv[-1] != "serve":
+        argv += option_words("--model", server.model)
+    elif server.model.startswith("-"):
+        # vLLM's parser moves even --model=VALUE back to serve's positional, where it reads as an option.
+        raise ConfigError(f"model {server.model!r}: `vllm serve` would read it as an option; name the"
+                          f" directory with a path ({'./' + server.model!r}) instead")
+    else:
+        argv.append(server.model)
     if server.served_model_name:
-        argv += ["--served-model-name", server.served_model_name]
-    argv += ["--host", server.host, "--port", port_word]
+        argv += option_words("--served-model-name", server.served_model_name)
+    argv += [*option_words("--host", server.host), "--port", port_word]
     return argv + vllm_flags(profile.vllm)

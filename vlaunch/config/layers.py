@@ -18,8 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 from ..paths import config_dir, packaged_profiles
-from .flags import fold_flag_words
+from .flags import fold_flag_words, option_words
 from .model import Profile
+from .values import refuse_control_characters
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,7 +51,11 @@ class Resolved:
     sources: dict[str, str] = field(default_factory=dict)
 
     def source_of(self, path: str) -> str:
-        """The layer that set ``path`` or its nearest parent; "default" when none did."""
+        """The layer that set ``path`` (or a value inside it: the last layer that did) or its nearest
+        parent; "default" when none did."""
+        inside = [source for leaf, source in self.sources.items() if leaf.startswith(f"{path}.")]
+        if path not in self.sources and inside:
+            return inside[-1]
         while path:
             if path in self.sources:
                 return self.sources[path]
@@ -89,6 +94,10 @@ def _profile_chain(name: str, profiles: dict[str, Path]) -> list[Layer]:
     chain: list[Layer] = []
     seen: list[str] = []
     while name:
+        try:
+            refuse_control_characters("profile name", name)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if name in seen:
             raise ConfigError(f"profile {name!r} extends itself: {' -> '.join(seen + [name])}")
         if name not in profiles:
@@ -108,9 +117,17 @@ def _env_layer(environ) -> Layer | None:
     data: dict = {}
     for key, value in sorted(environ.items()):
         if key.startswith("VLAUNCH_") and "__" in key:
-            path = key[len("VLAUNCH_"):].lower().split("__")
-            _set_path(data, path, parse_value(value))
+            _set_path(data, _env_path(key[len("VLAUNCH_"):].split("__")), parse_value(value))
     return Layer("environment (VLAUNCH_*)", data) if data else None
+
+
+def _env_path(parts: list[str]) -> list[str]:
+    """Setting names are lower case (``SERVER__PORT`` is ``server.port``); environment variable names
+    under ``environment.variables`` keep their case."""
+    path: list[str] = []
+    for part in parts:
+        path.append(part if path == ["environment", "variables"] else part.lower())
+    return path
 
 
 def cli_layer(sets: list[str], model: str | None = None, port: str | None = None,
@@ -159,9 +176,7 @@ def _fold(layer: Layer) -> Layer:
 
 def _flag_words(flag: str, values: list[str]) -> list[str]:
     """A flag and its values as argv words; a lone value that looks like a flag stays attached (``--a=-b``)."""
-    if len(values) == 1 and values[0].startswith("-"):
-        return [f"{flag}={values[0]}"]
-    return [flag, *values]
+    return option_words(flag, values[0]) if len(values) == 1 else [flag, *values]
 
 
 def _merge(into: dict, layer: dict, source: str, sources: dict[str, str], prefix: str = "") -> None:
@@ -231,7 +246,8 @@ def _explain(exc: ValidationError, model: type[BaseModel], sources: dict[str, st
     error = exc.errors()[0]
     loc = [str(p) for p in error["loc"]]
     path = prefix + ".".join(loc)
-    source = Resolved("", None, sources).source_of(path) if loc else whole  # type: ignore[arg-type]
+    owner = prefix + ".".join(str(p) for p in _without_list_index(error["loc"]))  # a list is set whole
+    source = Resolved("", None, sources).source_of(owner) if loc else whole  # type: ignore[arg-type]
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = f"unknown key{_suggest(loc[-1], _fields_at(model, loc[:-1]))}"
@@ -240,6 +256,13 @@ def _explain(exc: ValidationError, model: type[BaseModel], sources: dict[str, st
     where = f"{path}: " if loc else ""
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: {where}{message}{more}"
+
+
+def _without_list_index(loc: tuple) -> list:
+    loc = list(loc)
+    while loc and isinstance(loc[-1], int):
+        loc.pop()
+    return loc
 
 
 def _fields_at(model, loc: list[str]) -> list[str]:

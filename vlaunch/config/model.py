@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .values import as_text, refuse_control_characters
 
 __all__ = ["Section", "VllmSection", "ServerSection", "ResourcesSection", "EnvironmentSection",
            "ReadinessSection", "Profile"]
 
 
 class Section(BaseModel):
-    """Base for every table: unknown keys are rejected, assignments are validated."""
+    """Base for every table: unknown keys are rejected, assignments are validated, and the rules of
+    :mod:`vlaunch.config.values` hold for every field (text where text is expected, one line each)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
+    #: Fields whose strings are shell lines, given verbatim (exempt from the one-line rule).
+    verbatim: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _given_as_text(cls, value, info: ValidationInfo):
+        return as_text(value, cls.model_fields[info.field_name].annotation)
+
+    @field_validator("*")
+    @classmethod
+    def _one_line(cls, value, info: ValidationInfo):
+        if info.field_name not in cls.verbatim:
+            refuse_control_characters(info.field_name, value)
+        return value
 
 
 class VllmSection(Section):
@@ -87,6 +104,8 @@ class ResourcesSection(Section):
 
 class EnvironmentSection(Section):
     """How the job's shell is prepared before vLLM starts."""
+
+    verbatim = frozenset({"setup"})
 
     setup: list[str] = Field(default_factory=list,
                              description="Shell lines run first, verbatim (module load, conda activate, source venv).")

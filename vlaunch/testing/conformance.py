@@ -52,6 +52,9 @@ class BackendConformance:
     #: Folder of golden scripts (``<profile>.sh``); ``VLAUNCH_UPDATE_GOLDEN=1`` rewrites them.
     golden_dir: ClassVar[Path | None] = None
 
+    #: How many generated sets of hostile values :meth:`test_every_string_stays_data` tries.
+    hostile_examples: ClassVar[int] = 150
+
     @pytest.fixture(autouse=True)
     def _home(self, vlaunch_home):
         return vlaunch_home
@@ -103,6 +106,41 @@ class BackendConformance:
         words = [w for line in script.splitlines() if "--model" in line or " serve " in line
                  for w in shlex.split(re.sub(r'"\$(\w+)"', r"\1", line))]
         assert HOSTILE in words, "the model name must reach vLLM as one literal word"
+
+
+    def test_every_string_stays_data(self, tmp_path_factory):
+        """Random strings (quotes, ``$()``, backticks, leading dashes, control characters, unicode) in the
+        model, the served name, an environment value, a vLLM flag's value and every string option of the
+        backend: each is refused in one line, or the script, run by bash, hands vLLM exactly the words
+        the profile says (each value whole, none read as an option) and creates no other file."""
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        from .hostile import hostile_text, run_with_values, string_options
+
+        options = string_options(get_host().backends[self.backend_name].cls.options_model)
+        fields = ["model", "env", "server.served_model_name", "vllm.dtype", "flag",
+                  *(f"backend.{self.backend_name}.{name}" for name in options)]
+        chosen = st.dictionaries(st.sampled_from(fields), hostile_text(), min_size=1, max_size=3)
+
+        @settings(max_examples=self.hostile_examples, deadline=None, database=None, derandomize=True)
+        @given(chosen)
+        def check(hostile):
+            values = {"model": "org/model", "env": "v", **hostile}
+            if "flag" in values:
+                values["vllm.extra_args"] = [f"--x-hostile={values.pop('flag')}"]
+            outcome = run_with_values(lambda model, sets: self.prepared(model, sets), values,
+                                      tmp_path_factory.mktemp("hostile"))
+            if outcome.refused is not None:
+                assert len(outcome.refused.strip().splitlines()) == 1, f"refusal is not one line: {outcome.refused!r}"
+                return
+            assert outcome.argv == outcome.expected, "the server command did not get the profile's words"
+            assert outcome.env == values["env"], "the environment value changed on its way"
+            assert not outcome.stray, f"running the script created files: {outcome.stray}"
+            for word in [v for k, v in hostile.items() if k != "flag"]:
+                assert not (word.startswith("-") and word in outcome.argv), f"{word!r} reached vLLM as an option"
+
+        check()
 
 
 class BatchConformance(BackendConformance):

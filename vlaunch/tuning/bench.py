@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -180,7 +181,7 @@ def run_bench(name: str, wl: Workload, where: str = "auto", tokenizer: str | Non
     with open_job(name) as job:
         health = probe("health", job.url, None, None)
         if not health.ok:
-            raise BenchFailed(f"job {name} does not answer at {job.url} ({health.detail}); see `vlaunch status {name}`")
+            raise BenchFailed(f"job {name} does not answer at {job.url} ({health.detail}); see `vlaunch status {shlex.quote(name)}`")
         stamp = _unique_stamp(name, wl.name)
         url = job.url if where == "here" else job.record.endpoint
         args = _benchmark_args(job, url, wl, tokenizer)

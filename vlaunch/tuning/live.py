@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def open_job(name: str) -> Iterator[LiveJob]:
             raise VlaunchError(f"job {name} has ended ({record.state.value}{why}); there is no server to measure")
         if not record.endpoint:
             raise VlaunchError(f"job {name} has not published its address yet ({record.state.value});"
-                               f" wait for it with `vlaunch status {name}`")
+                               f" wait for it with `vlaunch status {shlex.quote(name)}`")
         yield LiveJob(session, session.local_url(), session.registry.key(name))
     finally:
         session.transport.close()
