@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,8 @@ from . import apikey
 from .backend import Backend, JobSpec
 from .config.flags import vllm_flags
 from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate_options
-from .errors import ConfigError, NotReady, SubmitError, TransportError, VlaunchError
+from .config.values import refuse_control_characters
+from .errors import ConfigError, Interrupted, NotReady, ServerDied, SubmitError, TransportError, VlaunchError
 from .paths import state_dir
 from .plugins import PluginHost, get_host
 from .readiness import Readiness, StageEvent
@@ -99,9 +101,23 @@ def render(profile: str = "default", backend: str = "local", overrides: Override
            name: str | None = None, run_root: str | None = None) -> str:
     """The exact job script ``up`` would start; nothing is launched. Byte-stable for the same inputs."""
     prepared = prepare(profile, backend, overrides)
-    name = _check_name(name or profile)
+    name = _check_name(name or _name_prefix(profile))
+    if run_root:
+        _check_one_line("--run-root", run_root)
     root = run_root or prepared.profile.run_root or str(state_dir() / "runs")
     return prepared.script(prepared.job(name, f"{root.rstrip('/')}/{name}"))
+
+
+def _check_one_line(what: str, value: str) -> None:
+    try:
+        refuse_control_characters(what, value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _name_prefix(profile: str) -> str:
+    """A job-name prefix from a profile name: characters a job name may not hold become ``-``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", profile).lstrip(".-_")[:56] or "job"
 
 
 def _check_name(name: str) -> str:
@@ -148,7 +164,7 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
     transport = make_transport(prepared.host, prepared.transport_spec(via))
     try:
         _check_port_free(prepared, transport)
-        session = _submit(prepared, registry, transport, _check_name(name) if name else registry.new_name(profile))
+        session = _submit(prepared, registry, transport, _check_name(name or registry.new_name(_name_prefix(profile))))
         if wait:
             _wait(session, timeout, keep_on_failure, progress)
         return session.record
@@ -188,18 +204,22 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
 
 def _wait(session: JobSession, timeout: float | None, keep: bool, progress) -> None:
     deadline = time.monotonic() + timeout if timeout else None
+    name = session.record.name
     try:
         Readiness(session, progress, deadline).run()
     except TransportError as exc:
-        raise TransportError(f"{exc}; job {session.record.name} is kept: `vlaunch status {session.record.name}`"
-                             " reconnects") from None
-    except (NotReady, KeyboardInterrupt) as exc:
+        raise TransportError(f"{exc}; job {name} is kept: `vlaunch status {shlex.quote(name)}` reconnects") from None
+    except KeyboardInterrupt:
+        if keep:
+            raise Interrupted(f"interrupted: job {name} left queued/running; `vlaunch down {shlex.quote(name)}` stops it") from None
+        session.cancel("interrupted during vlaunch up")
+        raise Interrupted(f"interrupted: job {name} cancelled") from None
+    except (NotReady, ServerDied) as exc:
+        # A server that died is cancelled too: the scheduler may still hold the job (and its nodes).
         if not keep:
-            session.cancel()
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        suffix = "" if keep else "; the job was cancelled (use --keep-on-failure to keep it)"
-        raise NotReady(f"{exc}{suffix}") from None
+            session.cancel(f"cancelled by vlaunch up: {str(exc).splitlines()[0]}")
+        suffix = "" if keep or isinstance(exc, ServerDied) else "; the job was cancelled (use --keep-on-failure to keep it)"
+        raise type(exc)(f"{exc}{suffix}") from None
     session.record.ready_at = now_iso()
     session.registry.save(session.record)
 
@@ -238,12 +258,12 @@ def status(names: list[str] | None = None, registry: Registry | None = None,
 
 
 def down(name: str, registry: Registry | None = None, forget_job: bool = False) -> JobRecord:
-    """Stop job ``name`` and confirm it is gone; ``forget_job`` also drops its record."""
+    """Stop job ``name`` and confirm it is gone (the backend is asked even when the record says it ended);
+    ``forget_job`` also drops its record."""
     registry = registry or Registry()
     session = session_for(name, registry)
     try:
-        if not session.record.state.is_final:
-            session.cancel()
+        session.cancel()
     finally:
         session.transport.close()
     if forget_job:
@@ -256,7 +276,7 @@ def forget(name: str, registry: Registry | None = None) -> None:
     registry = registry or Registry()
     record = registry.get(name)
     if not record.state.is_final:
-        raise VlaunchError(f"job {name} is {record.state.value}; run `vlaunch down {name}` first")
+        raise VlaunchError(f"job {name} is {record.state.value}; run `vlaunch down {shlex.quote(name)}` first")
     registry.remove(name)
 
 

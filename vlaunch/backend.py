@@ -13,7 +13,6 @@ backends never execute anything themselves.
 
 from __future__ import annotations
 
-import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+from .config.values import as_text, refuse_control_characters
 from .errors import CommandNotFound, SchedulerError, SubmitError, TransportError
 from .states import JobState, JobStatus
 
@@ -30,36 +30,27 @@ if TYPE_CHECKING:
     from .registry import JobRecord
     from .transport import CommandResult, Transport
 
-__all__ = ["BackendOptions", "JobSpec", "Backend", "ProcessBackend", "BatchBackend"]
+__all__ = ["BackendOptions", "JobSpec", "Backend", "ProcessBackend", "BatchBackend", "ended_status", "marker_exit_code",
+           "EXIT_MARKER", "SIGNAL_MARKER"]
 
 
 class BackendOptions(BaseModel):
     """Base of every backend's options model (the profile's ``[backend.NAME]`` table): unknown keys fail,
-    and every string (also in lists and tables) must be one line: options become directive lines and
-    command words, where a newline would start a command of its own."""
+    and every string (also in lists and tables) must be one line (:mod:`vlaunch.config.values`): options
+    become directive lines and command words, where a newline would start a command of its own."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _given_as_text(cls, value, info: ValidationInfo):
+        return as_text(value, cls.model_fields[info.field_name].annotation)
 
     @field_validator("*")
     @classmethod
     def _one_line(cls, value, info: ValidationInfo):
-        _refuse_control_characters(info.field_name, value)
+        refuse_control_characters(info.field_name, value)
         return value
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _refuse_control_characters(where: str, value) -> None:
-    if isinstance(value, str):
-        if _CONTROL.search(value):
-            raise ValueError(f"{where} must be one line without control characters: {value!r}")
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _refuse_control_characters(where, item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_control_characters(f"{where}.{key}", item)
 
 
 @dataclass(frozen=True)
@@ -125,26 +116,68 @@ class Backend(ABC):
             raise CommandNotFound(f"backend {self.name} needs `{argv[0]}` on the target, which has none{hint}") from None
 
 
+#: Files the job script writes in its run directory: the server's exit status once it and every
+#: process it left have ended, and which signal (and when, in seconds since the script started) ended it.
+EXIT_MARKER = "exit_code"
+SIGNAL_MARKER = "signalled"
+#: A TERM this close to the walltime limit is the scheduler's walltime kill.
+_WALLTIME_SLACK = 60
+
+
 def marker_exit_code(text: bytes | None) -> int | None:
-    """The exit status in a job's ``exit_code`` marker file, or None when it holds none (absent, empty, garbled)."""
+    """The exit status in a job's exit marker file, or None when it holds none (absent, empty, garbled)."""
     try:
         return int(text.strip()) if text else None
     except ValueError:
         return None
 
 
-def _final_from_marker(job: JobRecord, transport: Transport) -> JobStatus:
-    """The job's own exit marker (written by the script) tells how a job that left the scheduler ended."""
-    text = transport.read_file(job.path("exit_code"))
+def _walltime_seconds(job: JobRecord) -> int | None:
+    value = (job.config.get("resources") or {}).get("walltime")
+    if not value:
+        return None
+    days, _, rest = value.rpartition("-")
+    hours, minutes, seconds = (int(part) for part in rest.split(":"))
+    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _signalled_status(job: JobRecord, text: bytes, code: int | None) -> JobStatus:
+    signal, _, after = text.decode(errors="replace").strip().partition(" ")
+    elapsed = int(after) if after.isdigit() else None
+    limit = _walltime_seconds(job)
+    when = f" after {elapsed} s" if elapsed is not None else ""
+    if limit and elapsed is not None and elapsed >= limit - _WALLTIME_SLACK:
+        return JobStatus(JobState.TIMEOUT, f"stopped at its walltime limit (SIG{signal}{when})", code)
+    return JobStatus(JobState.CANCELLED, f"the server was sent SIG{signal}{when}: deleted, preempted or stopped"
+                     " by its scheduler", code)
+
+
+def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus:
+    """How a job ended, from the markers its script wrote, for a job that ``lister`` (the scheduler, or
+    the target's process list) no longer shows running. No marker is no evidence: LOST, never FAILED."""
     if job.cancel_requested:
-        return JobStatus(JobState.CANCELLED, "cancelled by vlaunch down")
-    if text is None:
-        return JobStatus(JobState.FAILED, "ended without writing its exit marker (killed?)")
-    code = marker_exit_code(text)
-    code = -1 if code is None else code
+        return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down")
+    raw = transport.read_file(job.path(EXIT_MARKER))
+    code = marker_exit_code(raw)
+    signal = transport.read_file(job.path(SIGNAL_MARKER))
+    if signal:
+        return _signalled_status(job, signal, code)
+    if code is None and raw:
+        return JobStatus(JobState.FAILED, f"the job's exit marker is unreadable: {raw[:40]!r}")
+    if code is None:
+        return JobStatus(JobState.LOST, f"{lister} no longer shows the job and it left no exit marker:"
+                         " how it ended is unknown (killed with its node, or its files are not visible here)")
     if code == 0:
         return JobStatus(JobState.COMPLETED, "server exited normally", exit_code=0)
     return JobStatus(JobState.FAILED, f"server exited with status {code}", exit_code=code)
+
+
+def _ended_early(job: JobRecord, transport: Transport, status: JobStatus) -> JobStatus:
+    """A job still listed as live whose server already wrote its exit marker has ended: the marker tells how."""
+    if status.state.is_final or transport.read_file(job.path(EXIT_MARKER)) is None:
+        return status
+    ended = ended_status(job, transport, "")
+    return JobStatus(ended.state, ended.reason, ended.exit_code, status.nodes or ended.nodes)
 
 
 class ProcessBackend(Backend):
@@ -172,9 +205,10 @@ class ProcessBackend(Backend):
         out = {}
         for job in jobs:
             if job.native_id in live:
-                out[job.name] = JobStatus(JobState.RUNNING, nodes=(job.node,) if job.node else ())
+                status = JobStatus(JobState.RUNNING, nodes=(job.node,) if job.node else ())
+                out[job.name] = _ended_early(job, transport, status)
             else:
-                out[job.name] = _final_from_marker(job, transport)
+                out[job.name] = ended_status(job, transport, "the process list")
         return out
 
     def cancel(self, job, transport):
@@ -247,40 +281,48 @@ class BatchBackend(Backend):
         except (ValueError, IndexError):
             raise SubmitError(f"{self.name}: {argv[0]} printed no job id: {result.stdout.strip()[:200]!r}") from None
 
-    def poll(self, jobs, transport):
-        by_id = {job.native_id: job for job in jobs if job.native_id}
-        if not by_id:
+    def observe(self, jobs: Sequence[JobRecord], transport: Transport) -> dict[str, JobStatus]:
+        """The scheduler's own view of ``jobs`` by native id: one status query, plus one history query for
+        the jobs it left out (when the backend has one). Jobs neither lists are left out."""
+        ids = sorted({job.native_id for job in jobs if job.native_id})
+        if not ids:
             return {}
-        argv = self.status_command(sorted(by_id))
+        argv = self.status_command(ids)
         result = self._run(transport, argv)
         if not result.ok and not self.unknown_jobs(result):
             raise SchedulerError(f"{self.name}: {argv[0]} failed (exit status {result.returncode}): {result.message()}")
         seen = self.parse_status(result.stdout) if result.stdout.strip() else {}
-        missing = [i for i in by_id if i not in seen]
+        missing = [i for i in ids if i not in seen]
         history_argv = self.history_command(missing) if missing else None
         if history_argv:
             try:
                 result = self._run(transport, history_argv)
                 if result.ok:
-                    seen.update({k: v for k, v in self.parse_history(result.stdout).items() if k in by_id})
+                    seen.update({k: v for k, v in self.parse_history(result.stdout).items() if k in missing})
             except CommandNotFound:
                 pass
+        return {i: seen[i] for i in ids if i in seen}
+
+    def poll(self, jobs, transport):
+        seen = self.observe(jobs, transport)
         out = {}
-        for native_id, job in by_id.items():
-            status = seen.get(native_id)
-            out[job.name] = status if status is not None else _final_from_marker(job, transport)
+        for job in jobs:
+            if not job.native_id:
+                continue
+            status = seen.get(job.native_id)
+            out[job.name] = (_ended_early(job, transport, status) if status is not None
+                             else ended_status(job, transport, self.name))
         return out
 
     def cancel(self, job, transport):
+        """Ask the scheduler to cancel, then wait until the scheduler itself no longer lists the job as live."""
         result = self._run(transport, self.cancel_command(job.native_id))
-        if not result.ok:
-            status = self.poll([job], transport).get(job.name)
-            if status is None or not status.state.is_final:
-                raise SubmitError(f"{self.name}: could not cancel job {job.native_id}: {result.message()}")
+        status = self.observe([job], transport).get(job.native_id)
+        if not result.ok and status is not None and not status.state.is_final:
+            raise SubmitError(f"{self.name}: could not cancel job {job.native_id}: {result.message()}")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            status = self.poll([job], transport).get(job.name)
-            if status is None or status.state.is_final:
-                return
+        while status is not None and not status.state.is_final:
+            if time.monotonic() > deadline:
+                raise SubmitError(f"{self.name}: job {job.native_id} is still {status.state.value} 60 s after cancelling")
             time.sleep(0.5)
-        raise SubmitError(f"{self.name}: job {job.native_id} is still {status.state.value} 60 s after cancelling")
+            status = self.observe([job], transport).get(job.native_id)

@@ -82,7 +82,7 @@ def up(profile, backend, model, port, sets, vllm_args, host, name, extra, via, w
         return
     if not wait:
         click.echo(f"job {record.name} submitted ({record.backend} id {record.native_id}); "
-                   f"follow it with: vlaunch status {record.name}")
+                   f"follow it with: vlaunch status {shlex.quote(record.name)}")
         click.echo(f"log: {record.log_path}")
         return
     _print_ready(record)
@@ -99,7 +99,7 @@ def _print_ready(record):
         line += f' OPENAI_API_KEY="$(cat {shlex.quote(str(key))})"'
     if record.transport.get("kind") != "local":
         click.echo(f"the server listens on {record.endpoint} as {record.transport.get('host')} sees it;"
-                   f" reach it from here with: vlaunch tunnel {record.name}")
+                   f" reach it from here with: vlaunch tunnel {shlex.quote(record.name)}")
     click.echo(line)
 
 
@@ -149,7 +149,7 @@ _COLUMNS = ("NAME", "BACKEND", "PROFILE", "STATE", "READY", "ENDPOINT", "REASON"
 
 def _table(records):
     rows = [(r.name, r.backend, r.profile, r.state.value, "yes" if r.ready_at and not r.state.is_final else "-",
-             r.endpoint or "-", (r.reason or "")[:60]) for r in records]
+             (r.endpoint if not r.state.is_final else None) or "-", r.reason or "") for r in records]
     widths = [max(len(str(x)) for x in col) for col in zip(_COLUMNS, *rows)]
     for row in [_COLUMNS, *rows]:
         click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
@@ -160,7 +160,7 @@ def _table(records):
 @click.option("--json", "json_", is_flag=True, help="Print records as JSON.")
 @click.option("--no-refresh", is_flag=True, help="Show stored states without asking the backends.")
 def status(names, json_, no_refresh):
-    """Show jobs (all, or the named ones), refreshed from their backends."""
+    """Show jobs (all, or the named ones), refreshed from their backends; exit status 1 when some could not be refreshed."""
     from . import api
 
     records, problems = api.status(list(names) or None, refresh=not no_refresh)
@@ -172,6 +172,8 @@ def status(names, json_, no_refresh):
         _table(records)
     else:
         click.echo("no jobs")
+    if problems:
+        sys.exit(1)
 
 
 @cli.command("ls")

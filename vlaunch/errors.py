@@ -15,6 +15,7 @@ __all__ = [
     "RegistryError",
     "NotReady",
     "ServerDied",
+    "Interrupted",
 ]
 
 
@@ -68,3 +69,9 @@ class NotReady(VlaunchError):
 
 class ServerDied(VlaunchError):
     """The server process ended before it became ready."""
+
+
+class Interrupted(VlaunchError):
+    """The user interrupted a command (Ctrl-C); the message says what became of the job."""
+
+    exit_code = 130

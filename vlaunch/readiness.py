@@ -69,8 +69,8 @@ class Readiness:
             code = self.record.exit_code if self.record.exit_code is not None else marker_exit_code(marker)
             why = status.reason or f"state {status.state.value}"
             tail = log_tail(self.session)
-            raise ServerDied(f"server ended before it was ready ({why}"
-                             + (f", exit status {code}" if code is not None else "") + ")"
+            said = code is None or f"status {code}" in why
+            raise ServerDied(f"server ended before it was ready ({why}" + ("" if said else f", exit status {code}") + ")"
                              + (f"; last log lines:\n{tail}" if tail else ""))
         return status.state
 

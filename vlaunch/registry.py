@@ -53,6 +53,7 @@ class JobRecord(BaseModel):
     served_model_name: str | None = None
     ready_at: str | None = None
     cancel_requested: bool = False
+    cancel_cause: str | None = Field(None, description="Who cancelled the job and why, once vlaunch did.")
     created_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)
 

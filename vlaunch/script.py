@@ -12,7 +12,7 @@ import re
 from importlib import resources
 
 from . import apikey, shell
-from .backend import Backend, JobSpec
+from .backend import EXIT_MARKER, SIGNAL_MARKER, Backend, JobSpec
 from .config.flags import PORT_VAR, server_argv
 from .errors import ConfigError
 from .multinode import uses_ray
@@ -92,18 +92,55 @@ def port_lines(job: JobSpec) -> list[str]:
     return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}"]
 
 
+#: Shell lines that end every process vLLM left in the job's process group once its main process has
+#: ended (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL. Only a group
+#: that is the job's own: led by the script (local, ssh, Slurm), or by its parent when that parent leads
+#: its session too (PBS runs the script under the job's login shell); any other group (a script started
+#: by hand, or by a launcher that gives it none) is left alone. The group is read from /proc with shell
+#: builtins only, so the cleanup forks nothing that would count as a member.
+_END_GROUP = r"""vlaunch_others() {
+  VLAUNCH_OTHERS=""
+  for d in /proc/[0-9]*; do
+    read -r s 2>/dev/null <"$d/stat" || continue
+    set -- ${s##*) }
+    [ "$3" = "$VLAUNCH_GROUP" ] && [ "$1" != Z ] || continue
+    case "$VLAUNCH_SPARED" in *" ${d#/proc/} "*) ;; *) VLAUNCH_OTHERS="$VLAUNCH_OTHERS ${d#/proc/}" ;; esac
+  done
+  [ -n "$VLAUNCH_OTHERS" ]
+}
+vlaunch_end_group() {
+  trap '' TERM INT
+  read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
+  if [ "$VLAUNCH_GROUP" != "$$" ]; then
+    [ "$VLAUNCH_GROUP" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
+    set -- ${s##*) }; [ "$4" = "$VLAUNCH_GROUP" ] || return 0
+    VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
+  fi
+  vlaunch_others || return 0
+  echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
+  kill -TERM $VLAUNCH_OTHERS 2>/dev/null
+  for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
+  echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
+  kill -KILL $VLAUNCH_OTHERS 2>/dev/null
+}"""
+
+
 def server_block(job: JobSpec, launch: str | None = None, prelude: list[str] = ()) -> str:
-    """Start vLLM in the background, publish where it listens, forward SIGTERM, record its exit status.
+    """Start vLLM in the background, publish where it listens, forward SIGTERM (and note it in the
+    ``signalled`` marker), record its exit status once every process it left is gone.
 
     ``launch`` replaces the single-node command line; ``prelude`` lines run after the port is chosen
     and before the launch (multi-node backends start their followers there)."""
     lines = ["# server", *port_lines(job), *prelude, f"{launch or launch_line(job)} &", "VLAUNCH_PID=$!",
              "printf '{\"host\": \"%s\", \"port\": %s, \"pid\": %s}\\n' \"$(hostname)\" \"$" + PORT_VAR
              + "\" \"$VLAUNCH_PID\" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json",
-             "trap 'kill -TERM \"$VLAUNCH_PID\" 2>/dev/null' TERM INT",
+             *(f"trap 'echo \"{sig} $SECONDS\" >{SIGNAL_MARKER}; kill -TERM \"$VLAUNCH_PID\" 2>/dev/null' {sig}"
+               for sig in ("TERM", "INT")),
              'wait "$VLAUNCH_PID"; VLAUNCH_RC=$?',
              'while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done',
-             'echo "$VLAUNCH_RC" >exit_code',
+             _END_GROUP,
+             "vlaunch_end_group",
+             f'echo "$VLAUNCH_RC" >{EXIT_MARKER}',
              'echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"',
              'exit "$VLAUNCH_RC"']
     return "\n".join(lines)

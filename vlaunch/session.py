@@ -102,20 +102,32 @@ class JobSession:
             self._forwarded = f"http://{host}:{port}"
         return self._forwarded
 
-    def cancel(self) -> None:
-        """Stop the job (confirmed) and record it as cancelled."""
+    def cancel(self, cause: str = "cancelled by vlaunch down") -> None:
+        """Stop the job and confirm it is gone, whatever its record says (a state inferred from missing
+        evidence may be wrong). A job that had not settled is recorded as cancelled; one whose end is
+        known keeps it. When the backend cannot confirm, the record is left as it was."""
         rec = self.record
-        rec.cancel_requested = True
-        self.registry.save(rec)
-        self.host.hook.vlaunch_cancel(backend=self.backend, job=rec, transport=self.transport)
-        self.refresh()
+        settled = rec.state.is_settled
+        if not settled:
+            rec.cancel_requested, rec.cancel_cause = True, cause
+            self.registry.save(rec)
+        try:
+            self.host.hook.vlaunch_cancel(backend=self.backend, job=rec, transport=self.transport)
+        except BaseException:
+            if not settled:
+                self.registry.reload(rec)
+                rec.cancel_requested, rec.cancel_cause = False, None
+                self.registry.save(rec)
+            raise
+        if not settled:
+            self.refresh()
 
 
 def refresh_many(host: PluginHost, registry: Registry, records: Iterable[JobRecord], transports) -> list[str]:
     """Poll live jobs in batches (one call per backend and transport); return one line per failure."""
     groups: dict[tuple, list[JobRecord]] = {}
     for rec in records:
-        if not rec.state.is_final and rec.native_id:
+        if not rec.state.is_settled and rec.native_id:
             key = (rec.backend, tuple(sorted(rec.transport.items())))
             groups.setdefault(key, []).append(rec)
     problems = []
@@ -134,10 +146,10 @@ def refresh_many(host: PluginHost, registry: Registry, records: Iterable[JobReco
 
 
 def apply_status(registry: Registry, rec: JobRecord, status: JobStatus) -> None:
-    """Store an observed status in the record, and in the registry when it changed. A final state,
+    """Store an observed status in the record, and in the registry when it changed. A settled state,
     once recorded, stays: later observations of an ended job (a log follower, a slow poll) cannot
-    rewrite how it ended."""
-    if rec.state.is_final:
+    rewrite how it ended. A LOST job is corrected by whatever evidence comes later."""
+    if rec.state.is_settled:
         return
     new = (status.state, status.reason, status.exit_code)
     if status.nodes and status.nodes[0]:

@@ -17,15 +17,26 @@ class JobState(str, enum.Enum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
     TIMEOUT = "TIMEOUT"
+    #: Observed, but in a state vlaunch cannot read (a scheduler's new state code).
     UNKNOWN = "UNKNOWN"
+    #: Gone from the scheduler without a trace of how it ended (no exit marker, no history).
+    LOST = "LOST"
 
     @property
     def is_final(self) -> bool:
-        """True once the job can no longer run."""
+        """True once the job no longer runs as far as vlaunch can see."""
         return self in _FINAL
 
+    @property
+    def is_settled(self) -> bool:
+        """True for a final state that evidence set (an exit status, the scheduler's record, ``down``).
+        A LOST job is final but not settled: later evidence (history, a marker that arrives late on a
+        shared filesystem) may still say how it ended, so it is polled again."""
+        return self in _SETTLED
 
-_FINAL = {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT}
+
+_SETTLED = {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT}
+_FINAL = _SETTLED | {JobState.LOST}
 
 
 @dataclass(frozen=True)

@@ -70,24 +70,24 @@ class PbsBackend(BatchBackend):
         return job_id
 
     def status_command(self, job_ids):
-        """``qstat -x -f -F json IDS`` (history included), or the text ``qstat -f IDS`` for Torque."""
+        """``qstat -f -F dsv IDS``: live jobs only, so it works whether or not the server keeps job history
+        (without history, ``-x`` lists no job at all, live ones included); the text ``qstat -f IDS`` for Torque."""
         if self.dialect == "torque":
             return ["qstat", "-f", *job_ids]
-        return ["qstat", "-x", "-f", "-F", "json", *job_ids]
+        return ["qstat", "-f", "-F", "dsv", *job_ids]
 
     def history_command(self, job_ids):
-        """PBS Pro: the same query for the jobs the first answer left out; Torque has no history."""
-        # -x already lists finished jobs; asking again for the ones left out recovers from servers
-        # that answer a multi-job JSON query with its first job only (openpbs issue 2672).
-        return None if self.dialect == "torque" else self.status_command(job_ids)
+        """PBS Pro: ``-x`` for the jobs that left the live list (a server without history then lists
+        none, and their exit markers tell); Torque keeps no history."""
+        return None if self.dialect == "torque" else ["qstat", "-x", "-f", "-F", "dsv", *job_ids]
 
     def parse_status(self, stdout):
-        """Statuses from either qstat form."""
-        return parse_qstat(stdout)
+        """Statuses from this dialect's qstat form."""
+        return parse_qstat(stdout, "text" if self.dialect == "torque" else "dsv")
 
     def parse_history(self, stdout):
-        """Statuses from either qstat form."""
-        return parse_qstat(stdout)
+        """Statuses from this dialect's qstat form."""
+        return self.parse_status(stdout)
 
     def cancel_command(self, job_id):
         """``qdel ID``: asynchronous on PBS Pro; the core then waits for a final state."""
@@ -107,12 +107,12 @@ class PbsBackend(BatchBackend):
         hint = " (is backend.pbs.dialect right for this server?)" if self.dialect == "pro" else ""
         raise SchedulerError(f"pbs: qstat failed (exit status {result.returncode}): {result.message()}{hint}")
 
-    def poll(self, jobs, transport):
-        """The core's batched poll, once per dialect among ``jobs`` (one qstat call each)."""
+    def observe(self, jobs, transport):
+        """The core's batched observation, once per dialect among ``jobs``."""
         groups: dict[str, list] = {}
         for job in jobs:
             groups.setdefault(self.options_for(job).dialect, []).append(job)
-        statuses = {}
+        seen = {}
         for dialect, group in groups.items():
-            statuses.update(BatchBackend.poll(PbsBackend(dialect), group, transport))
-        return statuses
+            seen.update(BatchBackend.observe(PbsBackend(dialect), group, transport))
+        return seen

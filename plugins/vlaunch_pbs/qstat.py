@@ -1,19 +1,20 @@
-"""Reading ``qstat -f``: PBS Pro's JSON form (``-F json``) and the text form (Torque, older servers).
+"""Reading ``qstat -f``: PBS Pro's delimiter-separated form (``-F dsv``) and the text form (Torque).
 
-Both become a dict of attributes per job id, then one :class:`~vlaunch.JobStatus` each. The job's
+PBS Pro is asked in the ``dsv`` form because a real OpenPBS server answers a ``-F json`` query for
+several job ids with the first job it finds only, while ``dsv`` lists every one (one line per job).
+Both forms become a dict of attributes per job id, then one :class:`~vlaunch.JobStatus` each. The job's
 ``comment`` is the readable reason ("Not Running: Insufficient amount of resource: ngpus ...");
 ``Exit_status`` tells how a finished job (state F) ended.
 """
 
 from __future__ import annotations
 
-import json
 import re
 
 from vlaunch import JobState, JobStatus
 from vlaunch.errors import SchedulerError
 
-__all__ = ["parse_qstat", "parse_json_jobs", "parse_text_jobs", "job_status", "exec_nodes", "STATE_MAP"]
+__all__ = ["parse_qstat", "parse_dsv_jobs", "parse_text_jobs", "job_status", "exec_nodes", "STATE_MAP"]
 
 #: Native job_state letters -> normalised state (F, X and C are resolved from Exit_status).
 STATE_MAP = {
@@ -30,25 +31,43 @@ _PBS_EXIT = {-1: "could not start the job", -25: "killed for using more CPUs tha
              -26: "killed for using more virtual memory than asked", -27: "killed for using more memory than asked",
              -29: "killed at its walltime limit"}
 _WALLTIME = -29
+_FEEDS = {"n": "\n", "f": "\f"}
+_DELETED_BY = re.compile(r"terminated by (\S+)")
 _ATTRIBUTE = re.compile(r"\s+([A-Za-z_][\w.]*) = ?(.*)$")
 _JOB_ID = re.compile(r"Job Id:\s*(\S+)\s*$")
 
 
-def parse_json_jobs(text: str) -> dict[str, dict]:
-    """Jobs by id from ``qstat -f -F json`` output (one or several concatenated JSON documents)."""
-    decoder, jobs, at = json.JSONDecoder(strict=False), {}, 0
-    while at < len(text):
-        try:
-            document, at = decoder.raw_decode(text, at)
-        except json.JSONDecodeError as exc:
-            raise SchedulerError(f"qstat printed JSON that cannot be read ({exc.msg} at line {exc.lineno}"
-                                 f" column {exc.colno}; cut short?)") from None
-        found = document.get("Jobs", {}) if isinstance(document, dict) else None
-        if not isinstance(found, dict) or not all(isinstance(v, dict) for v in found.values()):
-            raise SchedulerError("qstat printed JSON without a readable \"Jobs\" table")
-        jobs.update(found)
-        while at < len(text) and text[at].isspace():
-            at += 1
+def _dsv_fields(line: str) -> list[str]:
+    """A ``dsv`` line split at each ``|`` that qstat did not escape with a backslash, with the escapes
+    removed (qstat doubles a backslash in a value and writes a newline as ``\\n``)."""
+    fields, current, chars = [], [], iter(line)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars, "")
+            current.append(_FEEDS.get(escaped, escaped))
+        elif char == "|":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return fields + ["".join(current)]
+
+
+def parse_dsv_jobs(text: str) -> dict[str, dict]:
+    """Jobs by id from ``qstat -f -F dsv`` output: one ``Job Id: ID|name=value|...`` line per job."""
+    jobs: dict[str, dict] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        head, *fields = _dsv_fields(line)
+        if not head.startswith("Job Id: "):
+            raise SchedulerError(f"qstat -F dsv printed a line vlaunch cannot read: {line.strip()[:80]!r}")
+        attrs = jobs.setdefault(head[len("Job Id: "):].strip(), {})
+        for field in fields:
+            name, equals, value = field.partition("=")
+            if not equals:
+                raise SchedulerError(f"qstat -F dsv printed a field without a value (cut short?): {field[:80]!r}")
+            attrs[name] = value
     return jobs
 
 
@@ -104,7 +123,10 @@ def _finished(state: str, attrs: dict, comment: str | None, nodes: tuple[str, ..
     if code is None and state == "C":
         return None  # Torque without an exit status: the job's own exit marker tells
     if code is None or (comment and "terminated" in comment):
-        return JobStatus(JobState.CANCELLED, comment or "deleted", code, nodes, state)
+        who = _DELETED_BY.search(comment or "")
+        why = "deleted" + (f" by {who.group(1)}" if who else "")
+        why += f" (Exit_status {code})" if code is not None else " before it ran"
+        return JobStatus(JobState.CANCELLED, why, code, nodes, state)
     if code == 0:
         return JobStatus(JobState.COMPLETED, "server exited normally", 0, nodes, state)
     if code == _WALLTIME:
@@ -127,14 +149,18 @@ def job_status(job_id: str, attrs: dict) -> JobStatus | None:
     comment = attrs.get("comment") or None
     nodes = exec_nodes(attrs.get("exec_host"))
     if STATE_MAP[state] is JobState.RUNNING:
-        return JobStatus(JobState.RUNNING, comment, nodes=nodes, native_state=state)
+        # "Job run at <date> on (<vnodes>)" says when it started, not why anything happened.
+        who = _DELETED_BY.search(comment or "")
+        why = f"being deleted by {who.group(1)}" if who else (
+            None if comment is None or comment.startswith("Job run at") else comment)
+        return JobStatus(JobState.RUNNING, why, nodes=nodes, native_state=state)
     if STATE_MAP[state] is JobState.PENDING:
         return JobStatus(JobState.PENDING, _waiting_reason(state, attrs, comment), native_state=state)
     return _finished(state, attrs, comment, nodes)
 
 
-def parse_qstat(stdout: str) -> dict[str, JobStatus]:
-    """Statuses by job id from ``qstat -f`` output in either form (JSON is recognised by its brace).
+def parse_qstat(stdout: str, form: str) -> dict[str, JobStatus]:
+    """Statuses by job id from ``qstat -f`` output in ``form`` "dsv" (PBS Pro) or "text" (Torque).
 
     A job is also listed under its bare sequence number (``2`` for ``2.server``), since some
     servers and wrappers print one form and accept the other.
@@ -142,7 +168,7 @@ def parse_qstat(stdout: str) -> dict[str, JobStatus]:
     text = stdout.strip()
     if not text:
         return {}
-    jobs = parse_json_jobs(text) if text.startswith("{") else parse_text_jobs(text)
+    jobs = parse_dsv_jobs(text) if form == "dsv" else parse_text_jobs(text)
     statuses: dict[str, JobStatus] = {}
     for job_id, attrs in jobs.items():
         status = job_status(job_id, attrs)

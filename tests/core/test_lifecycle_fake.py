@@ -47,7 +47,7 @@ def test_server_dying_at_start_fails_fast_with_exit_code_and_log_tail(isolated):
     result = up("--name", "dies", env={"FAKE_EXIT_CODE": "3"})
     assert time.monotonic() - started < 30
     assert result.returncode != 0
-    assert "exit status 3" in result.stderr and "failing at start-up as asked" in result.stderr
+    assert "exited with status 3" in result.stderr and "failing at start-up as asked" in result.stderr
     assert "Traceback" not in result.stderr
     job = records()["dies"]
     assert job["state"] == "FAILED" and job["exit_code"] == 3

@@ -3,12 +3,15 @@
 It accepts vLLM-style flags (only --model, --served-model-name, --host, --port and --config, the API
 key file, matter) and serves /health, /v1/models, /v1/completions and /metrics. Environment knobs:
 FAKE_HEALTH_DELAY (seconds before /health answers 200), FAKE_COMPLETION_STATUS (HTTP status of
-completions), FAKE_EXIT_CODE (exit at once with this status), FAKE_ARGV_FILE (write argv as JSON).
+completions), FAKE_EXIT_CODE (exit at once with this status), FAKE_ARGV_FILE (write argv as JSON),
+FAKE_ENGINE ("term": start a child process, as vLLM starts its EngineCore, that outlives this one unless
+signalled; "stubborn": one that ignores SIGTERM too).
 Real end-to-end tests use the real CPU vLLM instead.
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +41,9 @@ def main():
     if os.environ.get("FAKE_EXIT_CODE"):
         print("fake vllm: failing at start-up as asked", flush=True)
         sys.exit(int(os.environ["FAKE_EXIT_CODE"]))
+    if os.environ.get("FAKE_ENGINE"):
+        ignore = "signal.signal(signal.SIGTERM, signal.SIG_IGN); " if os.environ["FAKE_ENGINE"] == "stubborn" else ""
+        subprocess.Popen([sys.executable, "-c", f"import signal, time; {ignore}time.sleep(3600)"])
     served = _arg("--served-model-name") or _arg("--model") or "fake"
     started = time.monotonic()
     delay = float(os.environ.get("FAKE_HEALTH_DELAY", "0"))

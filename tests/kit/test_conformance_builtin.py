@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from helpers import REPO
 
 from vlaunch import JobState
 from vlaunch.testing import BatchConformance, ProcessConformance
 
 GOLDEN = REPO / "tests" / "golden" / "conformance"
-PBS = REPO / "tests" / "fixtures" / "pbs"
+PBS = REPO / "tests" / "fixtures" / "pbs" / "openpbs-23.06"
+
+
+def _recorded(history: str, case: str) -> str:
+    return json.loads((PBS / history / f"{case}.json").read_text())["stdout"]
 
 
 class TestLocalConformance(ProcessConformance):
@@ -45,8 +51,8 @@ class TestPbsConformance(BatchConformance):
     submit_job_id = "2.vm"
     native_states = ["Q", "H", "W", "T", "S", "U", "R", "E", "B", "F", "X"]
     # Recorded from a real OpenPBS 23.06 server (tests/fixtures/pbs/README.md).
-    status_samples = [((PBS / "running_job.json").read_text(), {"1.vm": JobState.RUNNING}),
-                      ((PBS / "finished_job_exit7.json").read_text(), {"4.vm": JobState.FAILED}),
-                      ((PBS / "deleted_job_history.json").read_text(), {"1.vm": JobState.CANCELLED})]
-    pending_sample = ((PBS / "queued_job_gpu4_comment.json").read_text(), "2.vm", "Insufficient amount of resource")
+    status_samples = [(_recorded("history_off", "b_running_f_dsv"), {"7.vm": JobState.RUNNING}),
+                      (_recorded("history_on", "f_exit3_xf_dsv"), {"28.vm": JobState.FAILED}),
+                      (_recorded("history_on", "g_after_xf_dsv"), {"29.vm": JobState.CANCELLED})]
+    pending_sample = (_recorded("history_off", "c_queued_f_dsv"), "8.vm", "Insufficient amount of resource")
     refusal_stderr = "qsub: Unknown queue"

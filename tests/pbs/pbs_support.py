@@ -1,11 +1,14 @@
 """Helpers for the pbs backend's tests: recorded outputs, a replaying transport, replaying executables
-for PBS Pro commands, and the rig check."""
+for PBS Pro commands, the replayed OpenPBS server, and the rig check."""
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +20,18 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pbs"
 def fixture(name: str) -> str:
     """The text of a recorded (or constructed) PBS output."""
     return (FIXTURES / name).read_text()
+
+
+def recorded(history: str, case: str) -> dict:
+    """One command recorded from a real OpenPBS 23.06 server: ``cmd``, ``rc``, ``stdout``, ``stderr``
+    (or ``samples`` of them over time); ``history`` is "history_off" or "history_on"."""
+    return json.loads((FIXTURES / "openpbs-23.06" / history / f"{case}.json").read_text())
+
+
+def answer(history: str, case: str) -> tuple[int, str, str]:
+    """A recorded command's (rc, stdout, stderr), for :class:`ReplayTransport`."""
+    data = recorded(history, case)
+    return data["rc"], data["stdout"], data["stderr"]
 
 
 class ReplayTransport(Transport):
@@ -89,3 +104,48 @@ def require_pbs_rig() -> None:
     if "UP" not in ping.stdout:
         raise AssertionError(f"the PBS rig is not up: scontrol ping says {ping.stdout.strip() or ping.stderr.strip()!r}"
                              " (run scripts/rig/pbs-up.sh as root)")
+
+
+class OpenPBS:
+    """The replayed OpenPBS server of ``openpbs_replay.py``: its qsub, qstat and qdel on ``PATH``
+    (:attr:`env`), its jobs' states to read and change, and the commands it was given."""
+
+    def __init__(self, folder: Path, history: bool, start: str = "running"):
+        self.bin = folder / "bin"
+        self.bin.mkdir(parents=True)
+        self.state = folder / "openpbs.json"
+        self.state.write_text(json.dumps({"history": history, "next": 1, "start": start, "jobs": {}}))
+        replay = Path(__file__).resolve().parent / "openpbs_replay.py"
+        for program in ("qsub", "qstat", "qdel"):
+            path = self.bin / program
+            path.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(replay))} {program} \"$@\"\n")
+            path.chmod(0o755)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}", "VLAUNCH_OPENPBS": str(self.state)}
+
+    def jobs(self) -> dict[str, str]:
+        return json.loads(self.state.read_text())["jobs"]
+
+    def _change(self, change) -> None:
+        data = json.loads(self.state.read_text())
+        change(data)
+        self.state.write_text(json.dumps(data))
+
+    def set(self, job_id: str, state: str) -> None:
+        """Put a job in one of ``openpbs_replay.STATES``."""
+        self._change(lambda data: data["jobs"].__setitem__(job_id, state))
+
+    def start_as(self, state: str) -> None:
+        """The state qsub gives the jobs it queues from now on."""
+        self._change(lambda data: data.__setitem__("start", state))
+
+    def forget(self, job_id: str) -> None:
+        """The job leaves the server (ended, with no history kept)."""
+        self._change(lambda data: data["jobs"].pop(job_id))
+
+    def calls(self, program: str) -> list[list[str]]:
+        path = self.state.with_suffix(".calls")
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [call[1:] for call in map(json.loads, lines) if call[0] == program]

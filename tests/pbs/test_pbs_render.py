@@ -11,6 +11,7 @@ import time
 import pytest
 
 from helpers import FAKE_VLLM, REPO, assert_one_line_error, vlaunch
+from vlaunch import apikey
 from vlaunch_pbs.directives import pbs_memory, pbs_walltime
 
 GOLDEN = REPO / "tests" / "golden" / "pbs"
@@ -98,7 +99,7 @@ def test_pro_only_resources_under_torque_are_an_error():
 
 def test_multinode_uses_place_scatter_and_pbsdsh_when_asked():
     script = render("--profile", "turbo", "--model", MODEL, *TWO_NODES, "--set", "backend.pbs.launcher=pbsdsh")
-    assert "#PBS -l select=2:ngpus=4\n#PBS -l place=scatter\n" in script
+    assert "#PBS -l select=2:ngpus=4:ncpus=32\n#PBS -l place=scatter\n" in script
     assert ('pbsdsh -n "$VLAUNCH_NODE_INDEX" -- /bin/bash -c "$VLAUNCH_FOLLOWER" vlaunch-follower'
             ' "$VLAUNCH_RUN_DIR" "$VLAUNCH_START_RANK"') in script
 
@@ -126,6 +127,8 @@ def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
                      "--set", "environment.variables.EVIL=$(touch " + str(marker) + ")")
     assert script.returncode == 0, script.stderr
     (runs / "two").mkdir(parents=True)
+    # The key file up writes: without it the head fails, and its script then ends the follower too.
+    (runs / "two" / "api_key.yaml").write_text(apikey.file_text("k"))
     bin_dir = stand_in_mpiexec(tmp_path / "bin")
     nodefile = tmp_path / "nodefile"
     nodefile.write_text("nodeA\nnodeA\nnodeB\nnodeB\n")
@@ -172,5 +175,5 @@ def test_two_node_script_stops_when_the_node_file_is_short(tmp_path):
 
 def test_ray_spans_nodes_by_itself():
     script = render("--profile", "turbo", "--model", MODEL, *TWO_NODES, "--", "--distributed-executor-backend", "ray")
-    assert "#PBS -l select=2:ngpus=4\n#PBS -l place=scatter\n" in script
+    assert "#PBS -l select=2:ngpus=4:ncpus=32\n#PBS -l place=scatter\n" in script
     assert "PBS_NODEFILE" not in script and "--headless" not in script

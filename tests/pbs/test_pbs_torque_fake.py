@@ -77,7 +77,7 @@ def test_hostile_model_and_environment_values_stay_literal(isolated):
 def test_server_dying_at_start_fails_fast_with_its_exit_status(isolated):
     up = vlaunch("up", *torque_args("environment.variables.FAKE_EXIT_CODE=\"3\""), "--name", "tq3", timeout=180)
     assert up.returncode != 0 and "Traceback" not in up.stderr
-    assert "exit status 3" in up.stderr and "failing at start-up as asked" in up.stderr
+    assert "exited with status 3" in up.stderr and "failing at start-up as asked" in up.stderr
     job = record("tq3")
     assert job["state"] == "FAILED" and job["exit_code"] == 3
 

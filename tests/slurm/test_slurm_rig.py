@@ -81,7 +81,7 @@ def test_server_failing_at_start_fails_up_fast_with_the_log_tail():
     result = up("--name", "dies", env={"FAKE_EXIT_CODE": "3"})
     assert time.monotonic() - started < 30
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "exit status 3" in result.stderr and "failing at start-up as asked" in result.stderr
+    assert "exited with status 3" in result.stderr and "failing at start-up as asked" in result.stderr
     job = record("dies")
     assert job["state"] == "FAILED" and job["exit_code"] == 3
     assert squeue(job["native_id"]) in (None, ("FAILED", "NonZeroExitCode"))
