@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import apikey
-from .backend import Backend, JobSpec
+from .backend import EXIT_MARKER, SIGNAL_MARKER, Backend, JobSpec
 from .config.flags import vllm_flags
 from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate_options
 from .config.values import refuse_control_characters
@@ -175,7 +175,7 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
 def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str) -> JobSession:
     job = prepared.job(name, f"{_run_root(prepared, transport)}/{name}")
     script = prepared.script(job)
-    if any(transport.read_file(job.path(leaf)) is not None for leaf in ("rendezvous.json", "exit_code")):
+    if any(transport.read_file(job.path(leaf)) is not None for leaf in ("rendezvous.json", EXIT_MARKER, SIGNAL_MARKER)):
         raise SubmitError(f"{job.run_dir} holds the files of an earlier job named {name} (they would mislead"
                           " readiness); choose another --name, or remove that directory")
     record = JobRecord(name=name, backend=prepared.backend.name, profile=prepared.resolved.name,

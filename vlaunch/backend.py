@@ -120,7 +120,7 @@ class Backend(ABC):
 #: process it left have ended, and which signal (and when, in seconds since the script started) ended it.
 EXIT_MARKER = "exit_code"
 SIGNAL_MARKER = "signalled"
-#: A TERM this close to the walltime limit is the scheduler's walltime kill.
+#: A TERM this close to the walltime limit (in seconds; at most a tenth of the limit) is the walltime kill.
 _WALLTIME_SLACK = 60
 
 
@@ -146,7 +146,7 @@ def _signalled_status(job: JobRecord, text: bytes, code: int | None) -> JobStatu
     elapsed = int(after) if after.isdigit() else None
     limit = _walltime_seconds(job)
     when = f" after {elapsed} s" if elapsed is not None else ""
-    if limit and elapsed is not None and elapsed >= limit - _WALLTIME_SLACK:
+    if limit and elapsed is not None and elapsed >= limit - min(_WALLTIME_SLACK, limit / 10):
         return JobStatus(JobState.TIMEOUT, f"stopped at its walltime limit (SIG{signal}{when})", code)
     return JobStatus(JobState.CANCELLED, f"the server was sent SIG{signal}{when}: deleted, preempted or stopped"
                      " by its scheduler", code)
@@ -154,12 +154,13 @@ def _signalled_status(job: JobRecord, text: bytes, code: int | None) -> JobStatu
 
 def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus:
     """How a job ended, from the markers its script wrote, for a job that ``lister`` (the scheduler, or
-    the target's process list) no longer shows running. No marker is no evidence: LOST, never FAILED."""
-    if job.cancel_requested:
-        return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down")
+    the target's process list) no longer shows running. No marker is no evidence: LOST, never FAILED
+    (a cancel by vlaunch, when nothing else says otherwise, is evidence too)."""
     raw = transport.read_file(job.path(EXIT_MARKER))
     code = marker_exit_code(raw)
     signal = transport.read_file(job.path(SIGNAL_MARKER))
+    if job.cancel_requested and (signal or raw is None):
+        return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down", code)
     if signal:
         return _signalled_status(job, signal, code)
     if code is None and raw:
@@ -174,10 +175,11 @@ def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus
 
 def _ended_early(job: JobRecord, transport: Transport, status: JobStatus) -> JobStatus:
     """A job still listed as live whose server already wrote its exit marker has ended: the marker tells how."""
-    if status.state.is_final or transport.read_file(job.path(EXIT_MARKER)) is None:
+    # Only a job that runs (or might): a queued one may be a requeued job with an earlier run's marker.
+    if status.state not in (JobState.RUNNING, JobState.UNKNOWN) or transport.read_file(job.path(EXIT_MARKER)) is None:
         return status
     ended = ended_status(job, transport, "")
-    return JobStatus(ended.state, ended.reason, ended.exit_code, status.nodes or ended.nodes)
+    return JobStatus(ended.state, ended.reason, ended.exit_code, status.nodes or ended.nodes, status.native_state)
 
 
 class ProcessBackend(Backend):
@@ -190,21 +192,28 @@ class ProcessBackend(Backend):
         pid = transport.spawn(["bash", script_path], cwd=job.run_dir, log=job.path("launcher.log"))
         return str(pid)
 
-    def _live_groups(self, transport: Transport) -> dict[str, int]:
-        """Process groups on the target with their count of live (non-zombie) members."""
-        result = self._run(transport, ["ps", "-e", "-o", "pgid=,stat="])
-        groups: dict[str, int] = {}
+    def _live_groups(self, transport: Transport) -> dict[str, list[str]]:
+        """Process groups on the target with the command lines of their live (non-zombie) members."""
+        result = self._run(transport, ["ps", "-e", "-o", "pgid=,stat=,args="])
+        groups: dict[str, list[str]] = {}
         for line in result.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and not parts[1].startswith("Z"):
-                groups[parts[0]] = groups.get(parts[0], 0) + 1
+            parts = line.split(None, 2)
+            if len(parts) >= 2 and not parts[1].startswith("Z"):
+                groups.setdefault(parts[0], []).append(parts[2] if len(parts) == 3 else "")
         return groups
+
+    @staticmethod
+    def _is_job(job: JobRecord, groups: dict[str, list[str]]) -> bool:
+        """Whether the job's group still runs: a group of that id with a member that names the job's run
+        directory (its script, or vLLM's key file), so a group id the system gave to something else later
+        is never taken for the job, nor signalled."""
+        return any(job.run_dir in args for args in groups.get(job.native_id or "", ()))
 
     def poll(self, jobs, transport):
         live = self._live_groups(transport)
         out = {}
         for job in jobs:
-            if job.native_id in live:
+            if self._is_job(job, live):
                 status = JobStatus(JobState.RUNNING, nodes=(job.node,) if job.node else ())
                 out[job.name] = _ended_early(job, transport, status)
             else:
@@ -215,12 +224,12 @@ class ProcessBackend(Backend):
         group = f"-{job.native_id}"
         grace = getattr(self.options_for(job), "kill_grace", self.kill_grace)
         for signal, wait in (("-TERM", grace), ("-KILL", 5.0)):
-            if job.native_id not in self._live_groups(transport):
+            if not self._is_job(job, self._live_groups(transport)):
                 return
             self._run(transport, ["kill", signal, "--", group])
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                if job.native_id not in self._live_groups(transport):
+                if not self._is_job(job, self._live_groups(transport)):
                     return
                 time.sleep(0.2)
         raise TransportError(f"processes of group {job.native_id} survived SIGKILL")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .backend import marker_exit_code
+from .backend import EXIT_MARKER, marker_exit_code
 from .errors import NotReady, ServerDied
 from .states import JobState
 
@@ -59,7 +59,7 @@ class Readiness:
         if not force and now < self._next_marker:
             return self.record.state
         self._next_marker = now + 0.5
-        marker = self.session.transport.read_file(self.record.path("exit_code"))
+        marker = self.session.transport.read_file(self.record.path(EXIT_MARKER))
         if not force and marker is None and now < self._next_poll:
             return self.record.state
         self._poll_gap = min(self._poll_gap * 1.5, self.session.backend_poll_max)

@@ -60,6 +60,8 @@ def _header(job: JobSpec, backend: Backend) -> str:
         f"# vlaunch job {shell.quote(job.name)}: profile {shell.quote(job.profile_name)}, backend {backend.name}",
         f"{RUN_DIR_VAR}={shell.quote(job.run_dir)}",
         f'cd -- "${RUN_DIR_VAR}" || exit 1',
+        # A requeued job runs again in the same directory: the last run's markers would end it at once.
+        f"rm -f {EXIT_MARKER} {SIGNAL_MARKER} rendezvous.json",
         'exec >>"$' + RUN_DIR_VAR + '/server.log" 2>&1',
         'echo "vlaunch: job starting on $(hostname) at $(date)"',
     ])
@@ -93,11 +95,12 @@ def port_lines(job: JobSpec) -> list[str]:
 
 
 #: Shell lines that end every process vLLM left in the job's process group once its main process has
-#: ended (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL. Only a group
-#: that is the job's own: led by the script (local, ssh, Slurm), or by its parent when that parent leads
-#: its session too (PBS runs the script under the job's login shell); any other group (a script started
-#: by hand, or by a launcher that gives it none) is left alone. The group is read from /proc with shell
-#: builtins only, so the cleanup forks nothing that would count as a member.
+#: ended (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL (and up to 2 s
+#: for the kill to land). Only a group that is the job's own: led by the script (local, ssh, Slurm), or,
+#: inside a PBS job, by its parent when that parent leads its session too (PBS runs the script under the
+#: job's login shell); any other group (a script started by hand, or under another launcher) is left
+#: alone. The group is read from /proc with shell builtins only, so the cleanup forks nothing that would
+#: count as a member.
 _END_GROUP = r"""vlaunch_others() {
   VLAUNCH_OTHERS=""
   for d in /proc/[0-9]*; do
@@ -112,7 +115,7 @@ vlaunch_end_group() {
   trap '' TERM INT
   read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
   if [ "$VLAUNCH_GROUP" != "$$" ]; then
-    [ "$VLAUNCH_GROUP" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
+    [ -n "${PBS_JOBID:-}" ] && [ "$VLAUNCH_GROUP" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
     set -- ${s##*) }; [ "$4" = "$VLAUNCH_GROUP" ] || return 0
     VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
   fi
@@ -122,6 +125,7 @@ vlaunch_end_group() {
   for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
   echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
+  for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }"""
 
 

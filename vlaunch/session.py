@@ -104,22 +104,22 @@ class JobSession:
 
     def cancel(self, cause: str = "cancelled by vlaunch down") -> None:
         """Stop the job and confirm it is gone, whatever its record says (a state inferred from missing
-        evidence may be wrong). A job that had not settled is recorded as cancelled; one whose end is
-        known keeps it. When the backend cannot confirm, the record is left as it was."""
+        evidence may be wrong). A job that was still live is recorded as cancelled; an ended one keeps
+        its end (a LOST one may still learn it). When the backend cannot confirm, the record is left as it was."""
         rec = self.record
-        settled = rec.state.is_settled
-        if not settled:
+        ended = rec.state.is_final  # a LOST job stays LOST: nothing was stopped
+        if not ended:
             rec.cancel_requested, rec.cancel_cause = True, cause
             self.registry.save(rec)
         try:
             self.host.hook.vlaunch_cancel(backend=self.backend, job=rec, transport=self.transport)
         except BaseException:
-            if not settled:
+            if not ended:
                 self.registry.reload(rec)
                 rec.cancel_requested, rec.cancel_cause = False, None
                 self.registry.save(rec)
             raise
-        if not settled:
+        if not ended:
             self.refresh()
 
 

@@ -1,7 +1,7 @@
 """The ``pbs`` backend: qsub, qstat and qdel, for PBS Pro / OpenPBS and, with ``dialect = "torque"``, Torque.
 
 Only commands and parsers live here; the core runs them through the transport, polls all jobs in one
-call per round and falls back to the job's own exit marker for jobs the server no longer lists.
+call per round and falls back to the job's own markers for jobs the server no longer lists.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _WRAPPER_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+,=@%~-]+")
 
 
 class PbsBackend(BatchBackend):
-    """PBS batch jobs. An instance asks qstat in one dialect's form; :meth:`poll` uses one per dialect."""
+    """PBS batch jobs. An instance asks qstat in one dialect's form; :meth:`observe` uses one per dialect."""
 
     name = "pbs"
     description = "PBS Pro / OpenPBS batch jobs (Torque with dialect = \"torque\"): qsub, qstat, qdel"
@@ -90,7 +90,7 @@ class PbsBackend(BatchBackend):
         return self.parse_status(stdout)
 
     def cancel_command(self, job_id):
-        """``qdel ID``: asynchronous on PBS Pro; the core then waits for a final state."""
+        """``qdel ID``: asynchronous on PBS Pro; the core then waits until qstat no longer lists the job as live."""
         return ["qdel", job_id]
 
     def refusal(self, result):

@@ -15,7 +15,7 @@ class PbsOptions(BackendOptions):
     """Options of the ``[backend.pbs]`` table."""
 
     dialect: Literal["pro", "torque"] = Field(
-        "pro", description="\"pro\": PBS Pro / OpenPBS (select chunks, qstat -F json, job history); "
+        "pro", description="\"pro\": PBS Pro / OpenPBS (select chunks, qstat -F dsv, job history if kept); "
                            "\"torque\": Torque and Torque-style wrappers (nodes=N:ppn=C:gpus=G, text qstat -f).")
     queue: str | None = Field(None, description="Queue (-q), e.g. \"debug\" or \"prod\".")
     account: str | None = Field(None, description="Project or allocation charged for the job (-A).")

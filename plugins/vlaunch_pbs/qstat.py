@@ -1,7 +1,8 @@
 """Reading ``qstat -f``: PBS Pro's delimiter-separated form (``-F dsv``) and the text form (Torque).
 
-PBS Pro is asked in the ``dsv`` form because a real OpenPBS server answers a ``-F json`` query for
-several job ids with the first job it finds only, while ``dsv`` lists every one (one line per job).
+PBS Pro is asked in the ``dsv`` form: one line per job, every job asked for. (A ``-F json`` query for
+several ids listed them all on the OpenPBS 23.06.06 recorded here, but has been seen to answer with
+the first job only elsewhere, openpbs issue 2672.)
 Both forms become a dict of attributes per job id, then one :class:`~vlaunch.JobStatus` each. The job's
 ``comment`` is the readable reason ("Not Running: Insufficient amount of resource: ngpus ...");
 ``Exit_status`` tells how a finished job (state F) ended.

@@ -33,6 +33,17 @@ def record(**changes) -> JobRecord:
     return JobRecord(**fields)
 
 
+def until_not_running(name: str, seconds: float) -> dict:
+    """The job's record once it no longer says RUNNING (or the last one after ``seconds``): one
+    `vlaunch status` per look."""
+    deadline = time.monotonic() + seconds
+    while True:
+        job = records()[name]
+        if job["state"] != "RUNNING" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
 def wait_for(predicate, seconds: float):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -108,7 +119,7 @@ def test_kill_9_of_the_server_ends_every_process_it_left_and_says_failed(isolate
     pid = json.loads((isolated / "state" / "runs" / "k9" / "rendezvous.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    state = wait_for(lambda: records()["k9"]["state"] != "RUNNING" and records()["k9"], 10)
+    state = until_not_running("k9", 10)
     assert time.monotonic() - killed < 5, state
     assert state["state"] == "FAILED" and state["exit_code"] == 137, state
     assert live_group_members(job["native_id"]) == []
@@ -119,7 +130,7 @@ def test_a_term_from_outside_is_cancelled_not_a_clean_exit(isolated):
     assert vlaunch("up", *FAKE, "--name", "t", timeout=120).returncode == 0
     job = records()["t"]
     os.killpg(int(job["native_id"]), signal.SIGTERM)  # what a scheduler's qdel or a preemption does
-    state = wait_for(lambda: records()["t"]["state"] != "RUNNING" and records()["t"], 20)
+    state = until_not_running("t", 20)
     assert state["state"] == "CANCELLED" and "SIGTERM" in state["reason"], state
 
 
@@ -127,7 +138,7 @@ def test_a_job_whose_processes_vanished_without_a_marker_is_lost_not_failed(isol
     assert vlaunch("up", *FAKE, "--name", "gone", timeout=120).returncode == 0
     job = records()["gone"]
     os.killpg(int(job["native_id"]), signal.SIGKILL)  # a node reboot, as far as the job can tell
-    state = wait_for(lambda: records()["gone"]["state"] != "RUNNING" and records()["gone"], 10)
+    state = until_not_running("gone", 10)
     assert state["state"] == "LOST" and "no exit marker" in state["reason"], state
     assert vlaunch("down", "gone").returncode == 0
     assert vlaunch("forget", "gone").returncode == 0

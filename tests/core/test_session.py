@@ -34,8 +34,10 @@ def test_refresh_starts_from_the_stored_record(isolated):
     transport = RecordingTransport()
     transport.answer("ps", ok("  1 Ss\n"))  # group 5 is gone
     transport.files["/srv/j/exit_code"] = "143\n"
+    transport.files["/srv/j/signalled"] = "TERM 30\n"  # what the script writes when down stops it
     session = JobSession(get_host(), registry, stale, transport)
-    assert session.refresh().state is JobState.CANCELLED  # cancel_requested came from the registry
+    status = session.refresh()  # cancel_requested came from the registry: "by vlaunch down", not "SIGTERM"
+    assert (status.state, status.reason) == (JobState.CANCELLED, "cancelled by vlaunch down")
     assert registry.get("j").state is JobState.CANCELLED
 
 

@@ -85,7 +85,7 @@ class Server:
                 errors.append(f"qdel: Job has finished {job_id}")
                 rc = 35
             else:
-                self.jobs[job_id] = "deleting" if state == "running" else "deleted-queued"
+                self.jobs[job_id] = {"running": "deleting", "deleting": "deleting"}.get(state, "deleted-queued")
         self._forget_unlisted()
         self.save()
         return rc, "", "".join(f"{line}\n" for line in errors)

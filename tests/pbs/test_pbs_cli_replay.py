@@ -54,6 +54,7 @@ def test_many_jobs_through_their_lives_on_a_replayed_openpbs(isolated, history):
     jobs = states(pbs)
     assert [jobs[f"j{i}"]["state"] for i in range(5)] == ["RUNNING"] * 2 + ["PENDING"] * 3
     assert jobs["j3"]["reason"] == "Not Running: Insufficient amount of resource: ngpus (R: 4 A: 0 T: 4)"
+    assert "Not Running: Insufficient amount of resource: ngpus (R: 4 A: 0 T: 4)" in openpbs_run(pbs, "status").stdout
     assert pbs.calls("qstat")[-1] == ["-f", "-F", "dsv", "1.vm", "2.vm", "3.vm", "4.vm", "5.vm"]  # one call
 
     run_dir = {name: Path(job["run_dir"]) for name, job in jobs.items()}
@@ -80,7 +81,7 @@ def test_many_jobs_through_their_lives_on_a_replayed_openpbs(isolated, history):
     assert sorted(call[0] for call in pbs.calls("qdel")) == ["1.vm", "2.vm", "3.vm", "4.vm", "5.vm"]
     final = states(pbs)
     assert [final[f"j{i}"]["state"] for i in range(5)] == [jobs["j0"]["state"], "CANCELLED",
-                                                         "FAILED" if history else "CANCELLED", "CANCELLED", "CANCELLED"]
+                                                         "FAILED" if history else "LOST", "CANCELLED", "CANCELLED"]
 
 
 def test_down_of_a_running_job_waits_for_the_asynchronous_delete(isolated):

@@ -73,9 +73,11 @@ def test_watch_moves_under_load_and_advise_reads_it(server):
     idle = _watch(server)
     assert set(idle["engines"]) == {"0", "1"} and idle["missing"] == []
     assert idle["total"]["running"] == 0 and idle["total"]["generation_tps"] == 0
-    load = subprocess.Popen([str(BIN / "vlaunch"), "bench", JOB, "--num-prompts", "400", "--input-len", "64",
+    # A load longer than the watching needs (it is stopped after advise): a benchmark that ends first
+    # would leave the loop below without a sample under load (seen on a busy 2-core machine).
+    load = subprocess.Popen([str(BIN / "vlaunch"), "bench", JOB, "--num-prompts", "4000", "--input-len", "64",
                              "--output-len", "32", "--concurrency", "64"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **server})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **server}, start_new_session=True)
     try:
         def under_load(sample: dict) -> bool:
             total = sample["total"]
@@ -95,11 +97,10 @@ def test_watch_moves_under_load_and_advise_reads_it(server):
         assert data["observed"]["engines"] == 2 and data["observed"]["generation_tokens"] > 0
         # 64 concurrent requests over two engines of max_num_seqs 16: full batches, a KV cache near empty.
         assert data["advice"]["rule"] == "raise-batch", data
-        out, err = load.communicate(timeout=600)
+        assert load.poll() is None, "the benchmark ended before advise had watched it"
     finally:
-        load.kill()
-    assert load.returncode == 0, err
-    assert "output tok/s" in out and "status: complete" in out
+        os.killpg(load.pid, signal.SIGKILL)  # vlaunch bench and the benchmark client it runs
+        load.communicate(timeout=60)
 
 
 def test_bench_on_the_target_agrees_with_vllms_own_benchmark(server, tiny_model, tmp_path):

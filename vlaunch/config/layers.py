@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..paths import config_dir, packaged_profiles
 from .flags import fold_flag_words, option_words
 from .model import Profile
-from .values import refuse_control_characters
+from .values import Given, refuse_control_characters
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,11 +83,13 @@ def read_toml(path: Path) -> dict:
 
 
 def parse_value(text: str):
-    """Read a command-line or environment value as TOML (``256``, ``true``, ``["a"]``), else as a string."""
+    """Read a command-line or environment value as TOML (``256``, ``true``, ``["a"]``), else as a string;
+    a number, boolean, date or time keeps the text it was given as (:class:`~.values.Given`)."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    return value if isinstance(value, (str, list, dict)) else Given(text.strip(), value)
 
 
 def _profile_chain(name: str, profiles: dict[str, Path]) -> list[Layer]:
@@ -190,6 +192,7 @@ def _merge(into: dict, layer: dict, source: str, sources: dict[str, str], prefix
         else:
             into[key] = value if not isinstance(value, dict) else _copy(value)
             for leaf in _leaves(value, path):
+                sources.pop(leaf, None)  # kept in the order of the last write: source_of relies on it
                 sources[leaf] = source
 
 

@@ -4,7 +4,8 @@ is expected.
 Values reach job scripts (directive and comment lines, where a newline would start a command of its
 own), file names and command lines, so control characters are refused everywhere except in
 ``environment.setup``, whose lines are the user's own shell. TOML reads ``--set x=1`` and
-``VLAUNCH_..=true`` as a number or a boolean; a field that holds text gets the value's TOML spelling.
+``VLAUNCH_..=true`` as a number or a boolean; a field that holds text gets the text as given there
+(:class:`Given`), and in a TOML file the value's TOML spelling.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import types
 import typing
 
-__all__ = ["refuse_control_characters", "as_text"]
+__all__ = ["Given", "refuse_control_characters", "as_text"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCALARS = (bool, int, float, datetime.date, datetime.time)
@@ -34,6 +35,20 @@ def refuse_control_characters(where: str, value) -> None:
             refuse_control_characters(f"{where}.{key}", item)
 
 
+class Given(str):
+    """A value as typed on the command line or in a ``VLAUNCH_*`` variable: its text, and in ``value``
+    what TOML reads it as (``12.10`` is text "12.10" and the float 12.1). A field that holds text gets
+    the text, any other field the value; where no field says (a backend's table before its options
+    model validates it) it is the text."""
+
+    value: object
+
+    def __new__(cls, text: str, value):
+        given = super().__new__(cls, text)
+        given.value = value
+        return given
+
+
 def _toml_spelling(value):
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -48,9 +63,13 @@ def _holds_text(annotation) -> bool:
 
 
 def as_text(value, annotation):
-    """``value`` with TOML scalars (numbers, booleans, dates, times) turned into their TOML spelling
-    where ``annotation`` expects text: ``str``, ``str | None``, ``list[str]`` or ``dict[str, str]``."""
+    """``value`` as the field ``annotation`` takes it: a :class:`Given` as its text where the field holds
+    text (``str``, ``str | None``) and as its TOML value elsewhere; TOML scalars (numbers, booleans,
+    dates, times) from a file in their TOML spelling where ``str``, ``list[str]`` or ``dict[str, str]``
+    expects text."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if isinstance(value, Given):
+        return str(value) if _holds_text(annotation) else value.value
     if _holds_text(annotation):
         return _toml_spelling(value) if isinstance(value, _SCALARS) else value
     if origin is list and args == (str,) and isinstance(value, list):

@@ -139,6 +139,14 @@ class BackendConformance:
             assert not outcome.stray, f"running the script created files: {outcome.stray}"
             for word in [v for k, v in hostile.items() if k != "flag"]:
                 assert not (word.startswith("-") and word in outcome.argv), f"{word!r} reached vLLM as an option"
+            given = {"model": None, "server.served_model_name": "--served-model-name", "vllm.dtype": "--dtype",
+                     "flag": "--x-hostile"}
+            for key, flag in given.items():
+                if key in hostile:  # the value as the user gave it, not as vlaunch resolved it
+                    value = hostile[key]
+                    words = outcome.argv
+                    assert (value in words if flag is None else f"{flag}={value}" in words
+                            or any(a == flag and b == value for a, b in zip(words, words[1:]))), (key, value)
 
         check()
 

@@ -7,6 +7,7 @@ import time
 from pydantic import Field
 
 from vlaunch import Backend, BackendOptions, JobState, JobStatus, hookimpl
+from vlaunch.backend import ended_status
 from vlaunch.errors import SubmitError
 from vlaunch.shell import join
 
@@ -46,12 +47,13 @@ class NohupBackend(Backend):
         for job in jobs:
             if self._alive(job.native_id, transport):
                 out[job.name] = JobStatus(JobState.RUNNING)
-            else:
-                state = JobState.CANCELLED if job.cancel_requested else JobState.COMPLETED
-                out[job.name] = JobStatus(state, "server process ended")
+            else:  # how it ended: from the markers the job script writes
+                out[job.name] = ended_status(job, transport, "the process list")
         return out
 
     def cancel(self, job, transport):
+        if job.state.is_final:  # a pid is reused once its process ended: never signal it then
+            return
         transport.run(["kill", "-TERM", job.native_id])
         deadline = time.monotonic() + self.options_for(job).stop_timeout
         while self._alive(job.native_id, transport) and time.monotonic() < deadline:

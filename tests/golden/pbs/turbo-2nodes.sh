@@ -7,6 +7,7 @@
 # vlaunch job turbo-2nodes: profile turbo, backend pbs
 VLAUNCH_RUN_DIR=/home/user/.vlaunch/runs/turbo-2nodes
 cd -- "$VLAUNCH_RUN_DIR" || exit 1
+rm -f exit_code signalled rendezvous.json
 exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
 echo "vlaunch: job starting on $(hostname) at $(date)"
 echo "vlaunch: PBS job ${PBS_JOBID:-?} in queue ${PBS_QUEUE:-?}"
@@ -52,7 +53,7 @@ vlaunch_end_group() {
   trap '' TERM INT
   read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
   if [ "$VLAUNCH_GROUP" != "$$" ]; then
-    [ "$VLAUNCH_GROUP" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
+    [ -n "${PBS_JOBID:-}" ] && [ "$VLAUNCH_GROUP" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
     set -- ${s##*) }; [ "$4" = "$VLAUNCH_GROUP" ] || return 0
     VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
   fi
@@ -62,6 +63,7 @@ vlaunch_end_group() {
   for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
   echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
+  for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
 vlaunch_end_group
 echo "$VLAUNCH_RC" >exit_code
