@@ -194,7 +194,8 @@ class ProcessBackend(Backend):
 
     def _live_groups(self, transport: Transport) -> dict[str, list[str]]:
         """Process groups on the target with the command lines of their live (non-zombie) members."""
-        result = self._run(transport, ["ps", "-e", "-o", "pgid=,stat=,args="])
+        # -ww: full command lines, whatever COLUMNS says (ps cuts them to its width otherwise)
+        result = self._run(transport, ["ps", "-ww", "-e", "-o", "pgid=,stat=,args="])
         groups: dict[str, list[str]] = {}
         for line in result.stdout.splitlines():
             parts = line.split(None, 2)

@@ -26,6 +26,7 @@ if [ -s "$RIG/acl-dirs" ]; then
 fi
 if [ -e "$RIG/.created-user" ]; then
   userdel -r "$SSH_USER" 2>/dev/null
+  rm -rf "/tmp/torchinductor_$SSH_USER"
   step "deleted user $SSH_USER"
 fi
 rm -rf "$RIG"

@@ -63,7 +63,12 @@ mkdir -p "$RIG/client"
 cd "$RIG"
 
 # A useradd account is locked ("!"); with UsePAM no sshd refuses it even for keys: "*" unlocks it.
-if ! id "$SSH_USER" >/dev/null 2>&1; then useradd -m -s /bin/bash "$SSH_USER"; touch .created-user; fi
+# A new account may get another uid than an earlier one of that name: files the earlier one left in
+# /tmp (torch's compile cache, owned by the old uid) would make vLLM fail with "Permission denied".
+if ! id "$SSH_USER" >/dev/null 2>&1; then
+  rm -rf "/tmp/torchinductor_$SSH_USER"
+  useradd -m -s /bin/bash "$SSH_USER"; touch .created-user
+fi
 usermod -p '*' "$SSH_USER"
 HOME_DIR=$(getent passwd "$SSH_USER" | cut -d: -f6)
 ssh-keygen -q -t ed25519 -N '' -C vlaunch-rig-client -f client/id_ed25519

@@ -95,8 +95,14 @@ def test_watch_moves_under_load_and_advise_reads_it(server):
         assert advice.returncode == 0, advice.stderr
         data = json.loads(advice.stdout)
         assert data["observed"]["engines"] == 2 and data["observed"]["generation_tokens"] > 0
-        # 64 concurrent requests over two engines of max_num_seqs 16: full batches, a KV cache near empty.
-        assert data["advice"]["rule"] == "raise-batch", data
+        # 64 concurrent requests over two engines of max_num_seqs 16 and a KV cache near empty: when the
+        # window saw full batches or a queue, the advice is to raise the batch. On a busy 2-core machine the
+        # API server can feed the engines fewer (seen in a CI run: nothing waited, batches not full), and
+        # then the batch size is not the limit: keep. Either way advise follows what it saw.
+        seen = data["observed"]
+        assert seen["running_peak"] > 0 and seen["kv_peak"] < 30, data
+        full = seen["running_peak"] >= 16 or (seen["waiting_peak"] or 0) > 0
+        assert data["advice"]["rule"] == ("raise-batch" if full else "keep"), data
         assert load.poll() is None, "the benchmark ended before advise had watched it"
     finally:
         os.killpg(load.pid, signal.SIGKILL)  # vlaunch bench and the benchmark client it runs
