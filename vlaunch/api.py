@@ -18,7 +18,7 @@ from . import apikey
 from .backend import EXIT_MARKER, SIGNAL_MARKER, Backend, JobSpec
 from .config.flags import vllm_flags
 from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate_options
-from .config.values import refuse_control_characters
+from .config.values import check_one_line
 from .errors import ConfigError, Interrupted, NotReady, ServerDied, SubmitError, TransportError, VlaunchError
 from .paths import state_dir
 from .plugins import PluginHost, get_host
@@ -103,16 +103,9 @@ def render(profile: str = "default", backend: str = "local", overrides: Override
     prepared = prepare(profile, backend, overrides)
     name = _check_name(name or _name_prefix(profile))
     if run_root:
-        _check_one_line("--run-root", run_root)
+        check_one_line("--run-root", run_root)
     root = run_root or prepared.profile.run_root or str(state_dir() / "runs")
     return prepared.script(prepared.job(name, f"{root.rstrip('/')}/{name}"))
-
-
-def _check_one_line(what: str, value: str) -> None:
-    try:
-        refuse_control_characters(what, value)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def _name_prefix(profile: str) -> str:

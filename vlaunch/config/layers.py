@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..paths import config_dir, packaged_profiles
 from .flags import fold_flag_words, option_words
 from .model import Profile
-from .values import Given, refuse_control_characters
+from .values import Given, check_one_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,10 +96,7 @@ def _profile_chain(name: str, profiles: dict[str, Path]) -> list[Layer]:
     chain: list[Layer] = []
     seen: list[str] = []
     while name:
-        try:
-            refuse_control_characters("profile name", name)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        check_one_line("profile name", name)
         if name in seen:
             raise ConfigError(f"profile {name!r} extends itself: {' -> '.join(seen + [name])}")
         if name not in profiles:

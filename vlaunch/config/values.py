@@ -15,7 +15,9 @@ import re
 import types
 import typing
 
-__all__ = ["Given", "refuse_control_characters", "as_text"]
+from ..errors import ConfigError
+
+__all__ = ["Given", "refuse_control_characters", "check_one_line", "as_text"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCALARS = (bool, int, float, datetime.date, datetime.time)
@@ -47,6 +49,15 @@ class Given(str):
         given = super().__new__(cls, text)
         given.value = value
         return given
+
+
+def check_one_line(where: str, value: str) -> None:
+    """:func:`refuse_control_characters` for a value outside the profile (a profile name, ``--run-root``):
+    a :class:`~vlaunch.errors.ConfigError`, which the CLI prints as one line."""
+    try:
+        refuse_control_characters(where, value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _toml_spelling(value):
