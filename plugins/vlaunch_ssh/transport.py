@@ -20,7 +20,7 @@ import paramiko
 from pydantic import ValidationError
 
 from vlaunch import shell
-from vlaunch.errors import CommandNotFound, TransportError, VlaunchError
+from vlaunch.errors import CommandNotFound, ConnectionLost, TransportError, VlaunchError
 from vlaunch.transport import CommandResult, Transport
 
 from .backend import SSHTarget
@@ -67,7 +67,7 @@ class SSHTransport(Transport):
     def _ssh(self) -> paramiko.Transport:
         ssh = self._clients[-1].get_transport() if self._clients else None
         if ssh is None or not ssh.is_active():
-            raise TransportError(f"the ssh connection to {self.label} was lost")
+            raise ConnectionLost(f"the ssh connection to {self.label} was lost")
         return ssh
 
     @contextmanager
@@ -103,7 +103,9 @@ class SSHTransport(Transport):
         return code, out.decode(errors="replace"), err.decode(errors="replace")
 
     def _collect(self, channel: paramiko.Channel, timeout: float | None, doing: str) -> tuple[bytes, bytes]:
-        """Read stdout and stderr until the command exits (both drained, so neither can block it)."""
+        """Read stdout and stderr until the command has exited and the host has sent the end of its output
+        (both drained, so neither can block it). The exit status alone is not the end: the protocol lets a
+        server send it before the last of the output."""
         deadline = time.monotonic() + timeout if timeout else None
         out, err = bytearray(), bytearray()
         while True:
@@ -111,7 +113,8 @@ class SSHTransport(Transport):
                 out += channel.recv(65536)
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(65536)
-            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            ended = channel.eof_received or channel.closed
+            if ended and channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                 return bytes(out), bytes(err)
             left = deadline - time.monotonic() if deadline else 1.0
             if left <= 0:
