@@ -19,7 +19,8 @@ from .backend import EXIT_MARKER, SIGNAL_MARKER, Backend, JobSpec
 from .config.flags import vllm_flags
 from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate_options
 from .config.values import check_one_line
-from .errors import ConfigError, Interrupted, NotReady, ServerDied, SubmitError, TransportError, VlaunchError
+from .errors import (ConfigError, Interrupted, NotReady, SchedulerError, ServerDied, SubmitError, TransportError,
+                     VlaunchError)
 from .paths import state_dir
 from .plugins import PluginHost, get_host
 from .readiness import Readiness, StageEvent
@@ -200,8 +201,8 @@ def _wait(session: JobSession, timeout: float | None, keep: bool, progress) -> N
     name = session.record.name
     try:
         Readiness(session, progress, deadline).run()
-    except TransportError as exc:
-        raise TransportError(f"{exc}; job {name} is kept: `vlaunch status {shlex.quote(name)}` reconnects") from None
+    except (TransportError, SchedulerError) as exc:  # not observable: unknown, not failed
+        raise type(exc)(f"{exc}; job {name} is kept: `vlaunch status {shlex.quote(name)}` looks again") from None
     except KeyboardInterrupt:
         if keep:
             raise Interrupted(f"interrupted: job {name} left queued/running; `vlaunch down {shlex.quote(name)}` stops it") from None

@@ -13,7 +13,6 @@ backends never execute anything themselves.
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,8 +20,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+from . import lifecycle
 from .config.values import as_text, refuse_control_characters
 from .errors import CommandNotFound, SchedulerError, SubmitError, TransportError
+from .lifecycle import EXIT_MARKER, SIGNAL_MARKER, ended_status, marker_exit_code
 from .states import JobState, JobStatus
 
 if TYPE_CHECKING:
@@ -116,91 +117,32 @@ class Backend(ABC):
             raise CommandNotFound(f"backend {self.name} needs `{argv[0]}` on the target, which has none{hint}") from None
 
 
-#: Files the job script writes in its run directory: the server's exit status once it and every
-#: process it left have ended, and which signal (and when, in seconds since the script started) ended it.
-EXIT_MARKER = "exit_code"
-SIGNAL_MARKER = "signalled"
-#: A TERM this close to the walltime limit (in seconds; at most a tenth of the limit) is the walltime kill.
-_WALLTIME_SLACK = 60
-
-
-def marker_exit_code(text: bytes | None) -> int | None:
-    """The exit status in a job's exit marker file, or None when it holds none (absent, empty, garbled)."""
-    try:
-        return int(text.strip()) if text else None
-    except ValueError:
-        return None
-
-
-def _walltime_seconds(job: JobRecord) -> int | None:
-    value = (job.config.get("resources") or {}).get("walltime")
-    if not value:
-        return None
-    days, _, rest = value.rpartition("-")
-    hours, minutes, seconds = (int(part) for part in rest.split(":"))
-    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
-
-
-def _signalled_status(job: JobRecord, text: bytes, code: int | None) -> JobStatus:
-    signal, _, after = text.decode(errors="replace").strip().partition(" ")
-    elapsed = int(after) if after.isdigit() else None
-    limit = _walltime_seconds(job)
-    when = f" after {elapsed} s" if elapsed is not None else ""
-    if limit and elapsed is not None and elapsed >= limit - min(_WALLTIME_SLACK, limit / 10):
-        return JobStatus(JobState.TIMEOUT, f"stopped at its walltime limit (SIG{signal}{when})", code)
-    return JobStatus(JobState.CANCELLED, f"the server was sent SIG{signal}{when}: deleted, preempted or stopped"
-                     " by its scheduler", code)
-
-
-def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus:
-    """How a job ended, from the markers its script wrote, for a job that ``lister`` (the scheduler, or
-    the target's process list) no longer shows running. No marker is no evidence: LOST, never FAILED
-    (a cancel by vlaunch, when nothing else says otherwise, is evidence too)."""
-    raw = transport.read_file(job.path(EXIT_MARKER))
-    code = marker_exit_code(raw)
-    signal = transport.read_file(job.path(SIGNAL_MARKER))
-    if job.cancel_requested and (signal or raw is None):
-        return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down", code)
-    if signal:
-        return _signalled_status(job, signal, code)
-    if code is None and raw:
-        return JobStatus(JobState.FAILED, f"the job's exit marker is unreadable: {raw[:40]!r}")
-    if code is None:
-        return JobStatus(JobState.LOST, f"{lister} no longer shows the job and it left no exit marker:"
-                         " how it ended is unknown (killed with its node, or its files are not visible here)")
-    if code == 0:
-        return JobStatus(JobState.COMPLETED, "server exited normally", exit_code=0)
-    return JobStatus(JobState.FAILED, f"server exited with status {code}", exit_code=code)
-
-
-def _ended_early(job: JobRecord, transport: Transport, status: JobStatus) -> JobStatus:
-    """A job still listed as live whose server already wrote its exit marker has ended: the marker tells how."""
-    # Only a job that runs (or might): a queued one may be a requeued job with an earlier run's marker.
-    if status.state not in (JobState.RUNNING, JobState.UNKNOWN) or transport.read_file(job.path(EXIT_MARKER)) is None:
-        return status
-    ended = ended_status(job, transport, "")
-    return JobStatus(ended.state, ended.reason, ended.exit_code, status.nodes or ended.nodes, status.native_state)
-
-
 class ProcessBackend(Backend):
     """Runs the script as a detached session on the target; the pid is the process group id."""
 
     #: Seconds between SIGTERM and SIGKILL, unless the options model has a ``kill_grace`` field.
     kill_grace: ClassVar[float] = 15.0
+    lister: ClassVar[str] = "the process list"
 
     def submit(self, job, script_path, transport):
         pid = transport.spawn(["bash", script_path], cwd=job.run_dir, log=job.path("launcher.log"))
         return str(pid)
 
     def _live_groups(self, transport: Transport) -> dict[str, list[str]]:
-        """Process groups on the target with the command lines of their live (non-zombie) members."""
+        """Process groups on the target with the command lines of their live (non-zombie) members. A
+        listing that failed, or that lacks ``ps`` itself, is no evidence of anything: it raises."""
         # -ww: full command lines, whatever COLUMNS says (ps cuts them to its width otherwise)
-        result = self._run(transport, ["ps", "-ww", "-e", "-o", "pgid=,stat=,args="])
+        argv = ["ps", "-ww", "-e", "-o", "pgid=,stat=,args="]
+        result = self._run(transport, argv)
+        if not result.ok:
+            raise TransportError(f"{self.name}: ps failed (exit status {result.returncode}): {result.message()}")
         groups: dict[str, list[str]] = {}
         for line in result.stdout.splitlines():
             parts = line.split(None, 2)
             if len(parts) >= 2 and not parts[1].startswith("Z"):
                 groups.setdefault(parts[0], []).append(parts[2] if len(parts) == 3 else "")
+        if not any(args == " ".join(argv) for members in groups.values() for args in members):
+            raise TransportError(f"{self.name}: ps printed an incomplete process list (without itself)")
         return groups
 
     @staticmethod
@@ -208,32 +150,29 @@ class ProcessBackend(Backend):
         """Whether the job's group still runs: a group of that id with a member that names the job's run
         directory (its script, or vLLM's key file), so a group id the system gave to something else later
         is never taken for the job, nor signalled."""
-        return any(job.run_dir in args for args in groups.get(job.native_id or "", ()))
+        return any(f"{job.run_dir}/" in args for args in groups.get(job.native_id or "", ()))
+
+    def observe(self, jobs, transport):
+        """RUNNING, by native id, for the jobs whose process group the target still runs."""
+        live = self._live_groups(transport)
+        return {job.native_id: JobStatus(JobState.RUNNING, nodes=(job.node,) if job.node else ())
+                for job in jobs if self._is_job(job, live)}
+
+    def live_view(self, job, transport):
+        """The job's status while its process group runs, else None."""
+        return self.observe([job], transport).get(job.native_id)
+
+    def cancel_steps(self, job):
+        """SIGTERM to the group, then (after the grace period) SIGKILL."""
+        grace = getattr(self.options_for(job), "kill_grace", self.kill_grace)
+        group = f"-{job.native_id}"
+        return [(["kill", "-TERM", "--", group], grace), (["kill", "-KILL", "--", group], lifecycle.KILL_WAIT)]
 
     def poll(self, jobs, transport):
-        live = self._live_groups(transport)
-        out = {}
-        for job in jobs:
-            if self._is_job(job, live):
-                status = JobStatus(JobState.RUNNING, nodes=(job.node,) if job.node else ())
-                out[job.name] = _ended_early(job, transport, status)
-            else:
-                out[job.name] = ended_status(job, transport, "the process list")
-        return out
+        return lifecycle.poll(self, jobs, transport)
 
     def cancel(self, job, transport):
-        group = f"-{job.native_id}"
-        grace = getattr(self.options_for(job), "kill_grace", self.kill_grace)
-        for signal, wait in (("-TERM", grace), ("-KILL", 5.0)):
-            if not self._is_job(job, self._live_groups(transport)):
-                return
-            self._run(transport, ["kill", signal, "--", group])
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if not self._is_job(job, self._live_groups(transport)):
-                    return
-                time.sleep(0.2)
-        raise TransportError(f"processes of group {job.native_id} survived SIGKILL")
+        lifecycle.cancel_and_confirm(self, job, transport)
 
 
 class BatchBackend(Backend):
@@ -291,10 +230,31 @@ class BatchBackend(Backend):
         except (ValueError, IndexError):
             raise SubmitError(f"{self.name}: {argv[0]} printed no job id: {result.stdout.strip()[:200]!r}") from None
 
+    def for_job(self, job: JobRecord) -> BatchBackend:
+        """The instance that observes ``job``: a backend whose queries differ by an option (PBS's dialect)
+        returns an instance whose attributes say which; :meth:`observe` asks once per distinct instance."""
+        return self
+
+    @property
+    def lister(self) -> str:
+        """Who no longer shows an ended job, in messages."""
+        return self.name
+
     def observe(self, jobs: Sequence[JobRecord], transport: Transport) -> dict[str, JobStatus]:
-        """The scheduler's own view of ``jobs`` by native id: one status query, plus one history query for
-        the jobs it left out (when the backend has one). Jobs neither lists are left out."""
-        ids = sorted({job.native_id for job in jobs if job.native_id})
+        """The scheduler's own view of ``jobs`` by native id: one status query per variant
+        (:meth:`for_job`), plus one history query for the jobs it left out (when the backend has one).
+        Jobs neither lists are left out."""
+        variants: dict[object, tuple[BatchBackend, list[JobRecord]]] = {}
+        for job in jobs:
+            observer = self.for_job(job)
+            key = (type(observer), tuple(sorted(vars(observer).items())))
+            variants.setdefault(key, (observer, []))[1].append(job)
+        seen: dict[str, JobStatus] = {}
+        for observer, group in variants.values():
+            seen.update(observer._observe(sorted({job.native_id for job in group if job.native_id}), transport))
+        return seen
+
+    def _observe(self, ids: list[str], transport: Transport) -> dict[str, JobStatus]:
         if not ids:
             return {}
         argv = self.status_command(ids)
@@ -313,26 +273,18 @@ class BatchBackend(Backend):
                 pass
         return {i: seen[i] for i in ids if i in seen}
 
+    def live_view(self, job, transport):
+        """The scheduler's status of the job while it lists the job as live, else None."""
+        status = self.observe([job], transport).get(job.native_id)
+        return status if status is not None and not status.state.is_final else None
+
+    def cancel_steps(self, job):
+        """The cancel command, then up to a minute for the scheduler to let the job go."""
+        return [(self.cancel_command(job.native_id), lifecycle.SCHEDULER_CANCEL_WAIT)]
+
     def poll(self, jobs, transport):
-        seen = self.observe(jobs, transport)
-        out = {}
-        for job in jobs:
-            if not job.native_id:
-                continue
-            status = seen.get(job.native_id)
-            out[job.name] = (_ended_early(job, transport, status) if status is not None
-                             else ended_status(job, transport, self.name))
-        return out
+        return lifecycle.poll(self, jobs, transport)
 
     def cancel(self, job, transport):
         """Ask the scheduler to cancel, then wait until the scheduler itself no longer lists the job as live."""
-        result = self._run(transport, self.cancel_command(job.native_id))
-        status = self.observe([job], transport).get(job.native_id)
-        if not result.ok and status is not None and not status.state.is_final:
-            raise SubmitError(f"{self.name}: could not cancel job {job.native_id}: {result.message()}")
-        deadline = time.monotonic() + 60
-        while status is not None and not status.state.is_final:
-            if time.monotonic() > deadline:
-                raise SubmitError(f"{self.name}: job {job.native_id} is still {status.state.value} 60 s after cancelling")
-            time.sleep(0.5)
-            status = self.observe([job], transport).get(job.native_id)
+        lifecycle.cancel_and_confirm(self, job, transport)

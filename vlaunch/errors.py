@@ -8,8 +8,10 @@ __all__ = [
     "BackendNotFound",
     "PluginError",
     "TransportError",
+    "ConnectionLost",
     "CommandNotFound",
     "SubmitError",
+    "CancelError",
     "SchedulerError",
     "JobNotFound",
     "RegistryError",
@@ -43,12 +45,20 @@ class TransportError(VlaunchError):
     """A command could not be run on the target (connection refused, host key unknown...)."""
 
 
+class ConnectionLost(TransportError):
+    """The connection to the target broke; nothing more can be run over it."""
+
+
 class CommandNotFound(TransportError):
     """A command the backend needs (``sbatch``, ``qsub``...) is not installed on the target."""
 
 
 class SubmitError(VlaunchError):
     """The backend refused or failed to start the job; the message carries its own words."""
+
+
+class CancelError(VlaunchError):
+    """The job could not be stopped, or the backend could not confirm that it stopped."""
 
 
 class SchedulerError(VlaunchError):

@@ -1,8 +1,9 @@
 """Layered readiness: queued -> running -> process (rendezvous) -> port -> /health -> /v1/models -> completion.
 
 Each stage has its own timeout and is reported with its time. Between probes the job's liveness is
-checked (the backend's poll, with back-off, and the job's own exit marker), so a server that dies at
-start-up fails ``up`` at once with its exit status and the tail of its log.
+checked (:class:`vlaunch.lifecycle.Liveness`: the job's own exit marker, the backend's poll with
+back-off), so a server that dies at start-up fails ``up`` at once with its exit status and the tail of
+its log, while a job that cannot be observed for a moment is waited for.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .backend import EXIT_MARKER, marker_exit_code
 from .errors import NotReady, ServerDied
+from .lifecycle import Liveness, marker_exit_code
 from .states import JobState
 
 __all__ = ["StageEvent", "Readiness", "STAGES", "log_tail"]
@@ -46,25 +47,20 @@ class Readiness:
         self.settings = session.profile.readiness
         self.progress = progress or (lambda event: None)
         self.deadline = deadline
-        self._next_poll = 0.0
-        self._next_marker = 0.0
-        self._poll_gap = 0.5
+        self.liveness = Liveness(session)
+        self._problem: str | None = None
 
     # -- liveness ---------------------------------------------------------------------------------
-    def _check_alive(self, force: bool = False) -> JobState:
-        """Refresh the job's state (throttled; the scheduler with back-off) and raise :class:`ServerDied`
-        once it ended. The job's exit marker is read every half second, so a crash is seen at once even
-        while the scheduler is polled gently."""
-        now = time.monotonic()
-        if not force and now < self._next_marker:
+    def _check_alive(self, stage: str, started: float, force: bool = False) -> JobState:
+        """Refresh the job's state when due and raise :class:`ServerDied` once it ended; say so (once) while
+        the job cannot be observed."""
+        status, marker = self.liveness.check(force)
+        if self.liveness.problem != self._problem:
+            self._problem = self.liveness.problem
+            if self._problem:
+                self.progress(StageEvent(stage, "waiting", time.monotonic() - started, self._problem))
+        if status is None:
             return self.record.state
-        self._next_marker = now + 0.5
-        marker = self.session.transport.read_file(self.record.path(EXIT_MARKER))
-        if not force and marker is None and now < self._next_poll:
-            return self.record.state
-        self._poll_gap = min(self._poll_gap * 1.5, self.session.backend_poll_max)
-        self._next_poll = now + self._poll_gap
-        status = self.session.refresh()
         if status.state.is_final or marker is not None:
             code = self.record.exit_code if self.record.exit_code is not None else marker_exit_code(marker)
             why = status.reason or f"state {status.state.value}"
@@ -87,7 +83,7 @@ class Readiness:
         started, limit = time.monotonic(), self._limit(self.settings.queue_timeout)
         last_reason = None
         while True:
-            state = self._check_alive(force=True)
+            state = self._check_alive("queued", started, force=True)
             if state is not JobState.PENDING:
                 self.progress(StageEvent("queued", "passed", time.monotonic() - started, "running"))
                 return
@@ -96,7 +92,7 @@ class Readiness:
                 self.progress(StageEvent("queued", "waiting", time.monotonic() - started, last_reason or "pending"))
             if time.monotonic() > limit:
                 raise self._timeout("queued", started, last_reason or "")
-            time.sleep(self._poll_gap)
+            time.sleep(self.liveness.backoff.gap)
 
     def _process(self, started: float, limit: float) -> dict:
         self.progress(StageEvent("process", "waiting", 0.0, "waiting for the job to publish its address"))
@@ -110,7 +106,7 @@ class Readiness:
                     return where
                 except (ValueError, KeyError):
                     pass
-            self._check_alive()
+            self._check_alive("process", started)
             if time.monotonic() > limit:
                 raise self._timeout("process", started, "no rendezvous file")
             time.sleep(0.2)
@@ -128,7 +124,7 @@ class Readiness:
             if result.detail != last:
                 last = result.detail
                 self.progress(StageEvent(stage, "waiting", time.monotonic() - started, last))
-            self._check_alive()
+            self._check_alive(stage, started)
             if time.monotonic() > limit:
                 raise self._timeout(stage, started, last)
             time.sleep(self.settings.poll_interval)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .backend import BatchBackend
 from .config.model import Profile
 from .errors import NotReady, PluginError, TransportError
+from .lifecycle import apply_status, request_cancel, withdraw_cancel
 from .plugins import PluginHost
 from .probes import Probe
 from .registry import JobRecord, Registry
 from .states import JobStatus
 from .transport import Transport
 
-__all__ = ["JobSession", "make_transport", "connect_host", "apply_status", "refresh_many"]
+__all__ = ["JobSession", "make_transport", "connect_host", "refresh_many"]
 
 _ANY_ADDRESS = {"0.0.0.0", "::", "", "*"}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -47,11 +47,6 @@ class JobSession:
         self.backend = host.backend(record.backend)
         self.profile = Profile.model_validate(record.config) if record.config else Profile()
         self._forwarded: str | None = None
-
-    @property
-    def backend_poll_max(self) -> float:
-        """Longest gap between two scheduler polls while waiting (schedulers are polled gently)."""
-        return 10.0 if isinstance(self.backend, BatchBackend) else 1.0
 
     def refresh(self) -> JobStatus:
         """Poll the backend for this job and record what it says (starting from the stored record, which
@@ -104,22 +99,16 @@ class JobSession:
 
     def cancel(self, cause: str = "cancelled by vlaunch down") -> None:
         """Stop the job and confirm it is gone, whatever its record says (a state inferred from missing
-        evidence may be wrong). A job that was still live is recorded as cancelled; an ended one keeps
-        its end (a LOST one may still learn it). When the backend cannot confirm, the record is left as it was."""
-        rec = self.record
-        ended = rec.state.is_final  # a LOST job stays LOST: nothing was stopped
-        if not ended:
-            rec.cancel_requested, rec.cancel_cause = True, cause
-            self.registry.save(rec)
+        evidence may be wrong): the rules of :mod:`vlaunch.lifecycle`. When the backend cannot confirm,
+        the record is left as it was."""
+        requested = request_cancel(self.registry, self.record, cause)
         try:
-            self.host.hook.vlaunch_cancel(backend=self.backend, job=rec, transport=self.transport)
+            self.host.hook.vlaunch_cancel(backend=self.backend, job=self.record, transport=self.transport)
         except BaseException:
-            if not ended:
-                self.registry.reload(rec)
-                rec.cancel_requested, rec.cancel_cause = False, None
-                self.registry.save(rec)
+            if requested:
+                withdraw_cancel(self.registry, self.record)
             raise
-        if not ended:
+        if requested:
             self.refresh()
 
 
@@ -143,17 +132,3 @@ def refresh_many(host: PluginHost, registry: Registry, records: Iterable[JobReco
             if rec.name in statuses:
                 apply_status(registry, rec, statuses[rec.name])
     return problems
-
-
-def apply_status(registry: Registry, rec: JobRecord, status: JobStatus) -> None:
-    """Store an observed status in the record, and in the registry when it changed. A settled state,
-    once recorded, stays: later observations of an ended job (a log follower, a slow poll) cannot
-    rewrite how it ended. A LOST job is corrected by whatever evidence comes later."""
-    if rec.state.is_settled:
-        return
-    new = (status.state, status.reason, status.exit_code)
-    if status.nodes and status.nodes[0]:
-        rec.node = rec.node or status.nodes[0]
-    if new != (rec.state, rec.reason, rec.exit_code):
-        rec.state, rec.reason, rec.exit_code = new
-        registry.save(rec)

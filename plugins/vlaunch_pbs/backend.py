@@ -27,7 +27,7 @@ _WRAPPER_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+,=@%~-]+")
 
 
 class PbsBackend(BatchBackend):
-    """PBS batch jobs. An instance asks qstat in one dialect's form; :meth:`observe` uses one per dialect."""
+    """PBS batch jobs. An instance asks qstat in one dialect's form (:meth:`for_job` picks a job's)."""
 
     name = "pbs"
     description = "PBS Pro / OpenPBS batch jobs (Torque with dialect = \"torque\"): qsub, qstat, qdel"
@@ -107,12 +107,6 @@ class PbsBackend(BatchBackend):
         hint = " (is backend.pbs.dialect right for this server?)" if self.dialect == "pro" else ""
         raise SchedulerError(f"pbs: qstat failed (exit status {result.returncode}): {result.message()}{hint}")
 
-    def observe(self, jobs, transport):
-        """The core's batched observation, once per dialect among ``jobs``."""
-        groups: dict[str, list] = {}
-        for job in jobs:
-            groups.setdefault(self.options_for(job).dialect, []).append(job)
-        seen = {}
-        for dialect, group in groups.items():
-            seen.update(BatchBackend.observe(PbsBackend(dialect), group, transport))
-        return seen
+    def for_job(self, job):
+        """An instance that asks qstat in the job's dialect."""
+        return PbsBackend(self.options_for(job).dialect)

@@ -14,9 +14,8 @@ import pytest
 
 from helpers import fake_command, live_group_members, vlaunch
 from vlaunch import JobState
-from vlaunch.backend import ended_status
+from vlaunch.lifecycle import apply_status, ended_status
 from vlaunch.registry import JobRecord, Registry
-from vlaunch.session import apply_status
 from vlaunch.states import JobStatus
 from vlaunch.testing.fakes import RecordingTransport, fail, ok
 

@@ -7,9 +7,10 @@ import pytest
 from vlaunch.errors import NotReady
 from vlaunch.plugins import get_host
 from vlaunch.registry import JobRecord, Registry
-from vlaunch.session import JobSession, apply_status
+from vlaunch.lifecycle import apply_status
+from vlaunch.session import JobSession
 from vlaunch.states import JobState, JobStatus
-from vlaunch.testing import RecordingTransport, ok
+from vlaunch.testing import RecordingTransport, ok, process_list
 
 
 def record(**changes):
@@ -32,7 +33,7 @@ def test_refresh_starts_from_the_stored_record(isolated):
     stored.cancel_requested = True
     registry.save(stored)
     transport = RecordingTransport()
-    transport.answer("ps", ok("  1 Ss\n"))  # group 5 is gone
+    transport.answer("ps", process_list("    1 Ss   /sbin/init"))  # group 5 is gone
     transport.files["/srv/j/exit_code"] = "143\n"
     transport.files["/srv/j/signalled"] = "TERM 30\n"  # what the script writes when down stops it
     session = JobSession(get_host(), registry, stale, transport)

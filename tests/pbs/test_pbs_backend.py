@@ -6,7 +6,7 @@ import pytest
 from pbs_support import ReplayTransport, answer, fixture, recorded
 
 from vlaunch import JobState, api
-from vlaunch.errors import ConfigError, SchedulerError, SubmitError
+from vlaunch.errors import CancelError, ConfigError, SchedulerError, SubmitError
 from vlaunch.registry import JobRecord
 from vlaunch_pbs import PbsBackend
 
@@ -93,23 +93,24 @@ def test_malformed_qstat_output_is_an_error():
 def test_cancel_waits_until_the_server_no_longer_lists_the_job():
     deleting = recorded("history_off", "g_after_qdel_running_poll")["samples"][0]
     transport = ReplayTransport({"qdel": [answer("history_off", "g_qdel_running")],
-                                 "qstat": [(0, deleting["stdout"], ""), GONE, answer("history_off", "g_after_xf_dsv")]})
+                                 "qstat": [answer("history_off", "b_running_f_dsv"), (0, deleting["stdout"], ""), GONE,
+                                           answer("history_off", "g_after_xf_dsv")]})
     PbsBackend().cancel(record("7.vm"), transport)
-    assert transport.programs() == ["qdel", "qstat", "qstat", "qstat"]
+    assert transport.programs() == ["qstat", "qdel", "qstat", "qstat", "qstat"]
 
 
 def test_cancel_of_a_finished_job_is_quiet():
     transport = ReplayTransport({"qdel": [answer("history_on", "j_qdel_finished")],
                                  "qstat": [answer("history_on", "f_exit0_f_dsv"), answer("history_on", "f_exit0_xf_dsv")]})
     PbsBackend().cancel(record("27.vm"), transport)
-    assert transport.programs() == ["qdel", "qstat", "qstat"]
+    assert transport.programs() == ["qstat", "qstat"]  # not live: nothing to delete
 
 
 def test_cancel_refused_while_running_is_an_error():
     # qdel's refusal is constructed (the recording user owned every job); the running job is recorded.
     transport = ReplayTransport({"qdel": [(159, "", "qdel: Unauthorized Request  7.vm\n")],
                                  "qstat": [answer("history_off", "b_running_f_dsv")]})
-    with pytest.raises(SubmitError, match="could not cancel job 7.vm: qdel: Unauthorized Request"):
+    with pytest.raises(CancelError, match="could not cancel job 7.vm: qdel: Unauthorized Request"):
         PbsBackend().cancel(record("7.vm"), transport)
 
 

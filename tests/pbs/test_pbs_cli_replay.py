@@ -72,13 +72,16 @@ def test_many_jobs_through_their_lives_on_a_replayed_openpbs(isolated, history):
     assert jobs["j2"]["state"] == ("FAILED" if history else "LOST")
     assert "deleted by pbsuser@vm" in jobs["j1"]["reason"] if history else "SIGTERM after 40 s" in jobs["j1"]["reason"]
     live_then = ["-f", "-F", "dsv", "1.vm", "2.vm", "3.vm", "4.vm", "5.vm"]
-    assert pbs.calls("qstat")[-2:] == [live_then, ["-x", "-f", "-F", "dsv", "1.vm", "2.vm", "3.vm"]]
+    # a job that vanished without a trace is looked for once more before it is called LOST
+    confirm = [["-f", "-F", "dsv", "3.vm"], ["-x", "-f", "-F", "dsv", "3.vm"]] if not history else []
+    assert pbs.calls("qstat")[-2 - len(confirm):] == [live_then, ["-x", "-f", "-F", "dsv", "1.vm", "2.vm", "3.vm"],
+                                                      *confirm]
 
     for index in range(5):
         down = openpbs_run(pbs, "down", f"j{index}")
         assert down.returncode == 0, down.stderr
     assert not any(state in ("queued", "running", "deleting") for state in pbs.jobs().values())
-    assert sorted(call[0] for call in pbs.calls("qdel")) == ["1.vm", "2.vm", "3.vm", "4.vm", "5.vm"]
+    assert sorted(call[0] for call in pbs.calls("qdel")) == ["4.vm", "5.vm"]  # the ones it still listed
     final = states(pbs)
     assert [final[f"j{i}"]["state"] for i in range(5)] == [jobs["j0"]["state"], "CANCELLED",
                                                          "FAILED" if history else "LOST", "CANCELLED", "CANCELLED"]
@@ -113,8 +116,9 @@ def test_down_of_a_finished_job(tmp_path):
     assert down.stdout.strip() == "job done: FAILED (server exited with status 3)"
     again = run(bin_dir, "down", "done")
     assert again.returncode == 0 and again.stdout == down.stdout
-    # Whatever the record says, down asks the scheduler: a recorded end may have been inferred wrongly.
-    assert calls(bin_dir, "qdel") == ["28.vm", "28.vm"]
+    # Whatever the record says, down asks the scheduler (a recorded end may have been inferred wrongly),
+    # and deletes only what it still lists as live.
+    assert calls(bin_dir, "qstat").count("-f -F dsv 28.vm") >= 3 and calls(bin_dir, "qdel") == []
     assert records(bin_dir)["done"]["exit_code"] == 3
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["BackendConformance", "BatchConformance", "ProcessConformance", "RecordingTransport", "ok", "fail"]
+__all__ = ["BackendConformance", "BatchConformance", "ProcessConformance", "RecordingTransport", "ok", "fail",
+           "process_list"]
 
 _WHERE = {"BackendConformance": "conformance", "BatchConformance": "conformance", "ProcessConformance": "conformance",
-          "RecordingTransport": "fakes", "ok": "fakes", "fail": "fakes"}
+          "RecordingTransport": "fakes", "ok": "fakes", "fail": "fakes",
+          "process_list": "fakes"}
 
 
 def __getattr__(name: str):

@@ -33,7 +33,7 @@ from ..plugins import get_host
 from ..registry import JobRecord
 from ..shell import join
 from ..states import JobState
-from .fakes import RecordingTransport, fail, ok
+from .fakes import RecordingTransport, fail, ok, process_list
 
 __all__ = ["BackendConformance", "BatchConformance", "ProcessConformance"]
 
@@ -263,7 +263,7 @@ class ProcessConformance(BackendConformance):
 
     def test_cancel_of_a_gone_group_is_a_no_op(self):
         transport = RecordingTransport()
-        transport.answer("ps", ok("  1 Ss\n"))
+        transport.answer("ps", process_list("    1 Ss   /sbin/init"))
         record = JobRecord(name="c", backend=self.backend_name, profile=self.profile, run_dir="/srv/c", native_id="77")
         self.backend().cancel(record, transport)
         assert not transport.commands("kill")

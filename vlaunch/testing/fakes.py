@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from ..errors import CommandNotFound
 from ..transport import CommandResult, Transport
 
-__all__ = ["RecordingTransport", "ok", "fail"]
+__all__ = ["RecordingTransport", "ok", "fail", "process_list"]
 
 Responder = Callable[[tuple[str, ...]], CommandResult]
 
@@ -20,6 +20,12 @@ def ok(stdout: str = "", stderr: str = "") -> CommandResult:
 def fail(returncode: int = 1, stderr: str = "", stdout: str = "") -> CommandResult:
     """A failed command result (for :meth:`RecordingTransport.answer`)."""
     return CommandResult((), returncode, stdout, stderr)
+
+
+def process_list(*members: str) -> CommandResult:
+    """What ``ps -ww -e -o pgid=,stat=,args=`` prints: ``members`` ("PGID STAT ARGS" lines), then ps itself
+    (a listing without it is incomplete, and process backends refuse it)."""
+    return ok("".join(f"{line}\n" for line in members) + " 9999 R+   ps -ww -e -o pgid=,stat=,args=\n")
 
 
 class RecordingTransport(Transport):

@@ -7,7 +7,7 @@ import time
 from pydantic import Field
 
 from vlaunch import Backend, BackendOptions, JobState, JobStatus, hookimpl
-from vlaunch.backend import ended_status
+from vlaunch.lifecycle import ended_status
 from vlaunch.errors import SubmitError
 from vlaunch.shell import join
 

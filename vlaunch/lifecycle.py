@@ -1,0 +1,248 @@
+"""The lifecycle engine: how vlaunch learns a job's state, how often it looks, and how it stops a job.
+
+Backends only build commands and parse what they print (:mod:`vlaunch.backend`); everything else about
+a job's life is here, under four rules:
+
+* **Evidence, never absence.** A job its scheduler (or the target's process list) no longer shows has
+  ended as the markers its script wrote say. Without a marker it is LOST, never FAILED, and a job seen
+  live before is looked at a second time before it is called LOST.
+* **A failed observation is no evidence.** A lost connection or a scheduler that does not answer leaves
+  the job's state as it was; waiting callers (:class:`Liveness`) retry with back-off for a while.
+* **A settled end stays.** An exit status, the scheduler's record or a confirmed cancel is never
+  rewritten by later observations; a LOST job is corrected by whatever evidence comes later.
+* **Cancel, then confirm.** ``down`` asks the backend whatever the record says, and returns only once
+  the job is no longer live (:func:`cancel_and_confirm`), or raises :class:`~vlaunch.errors.CancelError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .errors import CancelError, CommandNotFound, ConnectionLost, SchedulerError, TransportError
+from .states import JobState, JobStatus
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .registry import JobRecord, Registry
+    from .transport import Transport
+
+__all__ = ["Backoff", "Liveness", "poll", "poll_backoff", "cancel_and_confirm", "request_cancel", "withdraw_cancel",
+           "apply_status", "ended_status",
+           "marker_exit_code", "EXIT_MARKER", "SIGNAL_MARKER"]
+
+#: Files the job script writes in its run directory: the server's exit status once it and every
+#: process it left have ended, and which signal (and when, in seconds since the script started) ended it.
+EXIT_MARKER = "exit_code"
+SIGNAL_MARKER = "signalled"
+#: A TERM this close to the walltime limit (in seconds; at most a tenth of the limit) is the walltime kill.
+_WALLTIME_SLACK = 60
+
+#: Polling cadences (first gap, longest gap, in seconds): a process list is cheap, a scheduler is shared.
+PROCESS_POLL = (0.5, 1.0)
+SCHEDULER_POLL = (0.5, 10.0)
+#: How often a job being stopped is looked at again, and how long a scheduler may take to let it go.
+CANCEL_CHECK = (0.2, 2.0)
+SCHEDULER_CANCEL_WAIT = 60.0
+KILL_WAIT = 5.0
+#: Seconds between the look that misses a live job and the look that confirms it is gone.
+CONFIRM_GAP = 1.0
+#: How long waiting callers keep retrying observations that fail before they give up.
+OBSERVE_PATIENCE = 30.0
+#: How often waiting callers read the job's exit marker (a crash is seen at once, whatever the cadence).
+MARKER_GAP = 0.5
+
+
+class Backoff:
+    """Gaps that grow by ``factor`` from ``first`` up to ``ceiling``."""
+
+    def __init__(self, first: float, ceiling: float, factor: float = 1.5):
+        self.first, self.ceiling, self.factor = first, ceiling, factor
+        self.gap = first
+
+    def next(self) -> float:
+        """The next gap (and grow the one after)."""
+        gap, self.gap = self.gap, min(self.gap * self.factor, self.ceiling)
+        return gap
+
+    def reset(self) -> None:
+        """Start again from the first gap (something changed)."""
+        self.gap = self.first
+
+
+def poll_backoff(backend: Backend) -> Backoff:
+    """The cadence at which waiting callers poll ``backend`` (schedulers are polled gently)."""
+    from .backend import BatchBackend
+
+    return Backoff(*(SCHEDULER_POLL if isinstance(backend, BatchBackend) else PROCESS_POLL))
+
+
+# -- how a job ended ------------------------------------------------------------------------------
+def marker_exit_code(text: bytes | None) -> int | None:
+    """The exit status in a job's exit marker file, or None when it holds none (absent, empty, garbled)."""
+    try:
+        return int(text.strip()) if text else None
+    except ValueError:
+        return None
+
+
+def _walltime_seconds(job: JobRecord) -> int | None:
+    value = (job.config.get("resources") or {}).get("walltime")
+    if not value:
+        return None
+    days, _, rest = value.rpartition("-")
+    hours, minutes, seconds = (int(part) for part in rest.split(":"))
+    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _signalled_status(job: JobRecord, text: bytes, code: int | None) -> JobStatus:
+    signal, _, after = text.decode(errors="replace").strip().partition(" ")
+    elapsed = int(after) if after.isdigit() else None
+    limit = _walltime_seconds(job)
+    when = f" after {elapsed} s" if elapsed is not None else ""
+    if limit and elapsed is not None and elapsed >= limit - min(_WALLTIME_SLACK, limit / 10):
+        return JobStatus(JobState.TIMEOUT, f"stopped at its walltime limit (SIG{signal}{when})", code)
+    return JobStatus(JobState.CANCELLED, f"the server was sent SIG{signal}{when}: deleted, preempted or stopped"
+                     " by its scheduler", code)
+
+
+def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus:
+    """How a job ended, from the markers its script wrote, for a job that ``lister`` (the scheduler, or
+    the target's process list) no longer shows running. No marker is no evidence: LOST, never FAILED
+    (a cancel by vlaunch, when nothing else says otherwise, is evidence too)."""
+    raw = transport.read_file(job.path(EXIT_MARKER))
+    code = marker_exit_code(raw)
+    signal = transport.read_file(job.path(SIGNAL_MARKER))
+    if job.cancel_requested and (signal or raw is None):
+        return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down", code)
+    if signal:
+        return _signalled_status(job, signal, code)
+    if code is None and raw:
+        return JobStatus(JobState.FAILED, f"the job's exit marker is unreadable: {raw[:40]!r}")
+    if code is None:
+        return JobStatus(JobState.LOST, f"{lister} no longer shows the job and it left no exit marker:"
+                         " how it ended is unknown (killed with its node, or its files are not visible here)")
+    if code == 0:
+        return JobStatus(JobState.COMPLETED, "server exited normally", exit_code=0)
+    return JobStatus(JobState.FAILED, f"server exited with status {code}", exit_code=code)
+
+
+def _ended_early(job: JobRecord, transport: Transport, status: JobStatus, lister: str) -> JobStatus:
+    """A job still listed as live whose server already wrote its exit marker has ended: the marker tells how."""
+    # Only a job that runs (or might): a queued one may be a requeued job with an earlier run's marker.
+    if status.state not in (JobState.RUNNING, JobState.UNKNOWN) or transport.read_file(job.path(EXIT_MARKER)) is None:
+        return status
+    ended = ended_status(job, transport, lister)
+    return JobStatus(ended.state, ended.reason, ended.exit_code, status.nodes or ended.nodes, status.native_state)
+
+
+# -- observing ------------------------------------------------------------------------------------
+def poll(backend: Backend, jobs: Sequence[JobRecord], transport: Transport) -> dict[str, JobStatus]:
+    """A status for every job with a native id: one observation by ``backend`` for all of them, then the
+    markers of those it no longer shows (looked at once more before a job last seen live is LOST)."""
+    jobs = [job for job in jobs if job.native_id]
+    seen = backend.observe(jobs, transport) if jobs else {}
+    out = {job.name: _judge(backend, job, seen.get(job.native_id), transport) for job in jobs}
+    vanished = [job for job in jobs if out[job.name].state is JobState.LOST and job.state is not JobState.LOST]
+    if vanished:
+        time.sleep(CONFIRM_GAP)
+        again = backend.observe(vanished, transport)
+        out.update({job.name: _judge(backend, job, again.get(job.native_id), transport) for job in vanished})
+    return out
+
+
+def _judge(backend: Backend, job: JobRecord, status: JobStatus | None, transport: Transport) -> JobStatus:
+    if status is None:
+        return ended_status(job, transport, backend.lister)
+    return _ended_early(job, transport, status, backend.lister)
+
+
+class Liveness:
+    """How a waiting caller (readiness, ``logs --follow``) keeps up with one job: the exit marker every
+    half second, the backend at :func:`poll_backoff`'s cadence, and failed observations retried for
+    :data:`OBSERVE_PATIENCE` seconds (an unobservable job is unknown, not ended)."""
+
+    def __init__(self, session):
+        self.session = session
+        self.backoff = poll_backoff(session.backend)
+        self.problem: str | None = None
+        self._next_poll = self._next_marker = 0.0
+        self._failing_since: float | None = None
+
+    def check(self, force: bool = False) -> tuple[JobStatus | None, bytes | None]:
+        """``(status, marker)``: a fresh status when a poll was due (else None) and the exit marker's bytes
+        (None while there is none). Raises the observation's error once it has failed for too long."""
+        now = time.monotonic()
+        if not force and now < self._next_marker:
+            return None, None
+        self._next_marker = now + MARKER_GAP
+        try:
+            marker = self.session.transport.read_file(self.session.record.path(EXIT_MARKER))
+            if not force and marker is None and now < self._next_poll:
+                return None, None
+            self._next_poll = now + self.backoff.next()
+            status = self.session.refresh()
+        except (CommandNotFound, ConnectionLost):
+            raise
+        except (TransportError, SchedulerError) as exc:
+            self._failing_since = self._failing_since or now
+            if now - self._failing_since > OBSERVE_PATIENCE:
+                raise
+            self.problem = f"cannot observe the job (retrying): {exc}"
+            return None, None
+        self._failing_since, self.problem = None, None
+        return status, marker
+
+
+# -- stopping -------------------------------------------------------------------------------------
+def cancel_and_confirm(backend: Backend, job: JobRecord, transport: Transport) -> None:
+    """Run the backend's cancel steps in turn (each: a command, then up to its wait for the job to be no
+    longer live) and return once the job is gone; raise :class:`CancelError` when it cannot be confirmed."""
+    for argv, wait in backend.cancel_steps(job):
+        if backend.live_view(job, transport) is None:
+            return
+        result = backend._run(transport, argv)
+        checks, started = Backoff(*CANCEL_CHECK), time.monotonic()
+        while (view := backend.live_view(job, transport)) is not None:
+            if not result.ok:
+                raise CancelError(f"{backend.name}: could not cancel job {job.native_id}: {result.message()}")
+            waited = time.monotonic() - started
+            if waited >= wait:
+                break
+            time.sleep(min(checks.next(), wait - waited))
+        else:
+            return
+    raise CancelError(f"{backend.name}: job {job.native_id} is still {view.state.value}"
+                      f" {time.monotonic() - started:.0f} s after {' '.join(argv)}")
+
+
+def request_cancel(registry: Registry, rec: JobRecord, cause: str) -> bool:
+    """Record that vlaunch is stopping a job that may still run (so its end reads as ``cause``); False for
+    a job already ended, which keeps its end (a LOST one may still learn it)."""
+    if rec.state.is_final:
+        return False
+    rec.cancel_requested, rec.cancel_cause = True, cause
+    registry.save(rec)
+    return True
+
+
+def withdraw_cancel(registry: Registry, rec: JobRecord) -> None:
+    """Undo :func:`request_cancel` when the backend could not stop the job: its record stays as it was."""
+    registry.reload(rec)
+    rec.cancel_requested, rec.cancel_cause = False, None
+    registry.save(rec)
+
+
+def apply_status(registry: Registry, rec: JobRecord, status: JobStatus) -> None:
+    """Store an observed status in the record, and in the registry when it changed. A settled state,
+    once recorded, stays: later observations of an ended job (a log follower, a slow poll) cannot
+    rewrite how it ended. A LOST job is corrected by whatever evidence comes later."""
+    if rec.state.is_settled:
+        return
+    new = (status.state, status.reason, status.exit_code)
+    if status.nodes and status.nodes[0]:
+        rec.node = rec.node or status.nodes[0]
+    if new != (rec.state, rec.reason, rec.exit_code):
+        rec.state, rec.reason, rec.exit_code = new
+        registry.save(rec)
