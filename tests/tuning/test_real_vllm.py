@@ -73,9 +73,10 @@ def test_watch_moves_under_load_and_advise_reads_it(server):
     idle = _watch(server)
     assert set(idle["engines"]) == {"0", "1"} and idle["missing"] == []
     assert idle["total"]["running"] == 0 and idle["total"]["generation_tps"] == 0
-    # A load longer than the watching needs (it is stopped after advise): a benchmark that ends first
-    # would leave the loop below without a sample under load (seen on a busy 2-core machine).
-    load = subprocess.Popen([str(BIN / "vlaunch"), "bench", JOB, "--num-prompts", "4000", "--input-len", "64",
+    # A load far longer than the watching needs (it is killed after advise): a benchmark that ends first
+    # leaves the loop below without a sample under load, or advise with an idle window (with 4000 prompts,
+    # advise saw no request running twice on a busy 2-core machine).
+    load = subprocess.Popen([str(BIN / "vlaunch"), "bench", JOB, "--num-prompts", "40000", "--input-len", "64",
                              "--output-len", "32", "--concurrency", "64"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **server}, start_new_session=True)
     try:
@@ -93,6 +94,7 @@ def test_watch_moves_under_load_and_advise_reads_it(server):
         assert under_load(busy), busy  # both data-parallel ranks generate, requests run, ITL measured
         advice = vlaunch("advise", JOB, "--window", "2", "--interval", "0.5", "--json", env=server)
         assert advice.returncode == 0, advice.stderr
+        assert load.poll() is None, "the benchmark ended before advise had watched it"
         data = json.loads(advice.stdout)
         assert data["observed"]["engines"] == 2 and data["observed"]["generation_tokens"] > 0
         # 64 concurrent requests over two engines of max_num_seqs 16 and a KV cache near empty: when the
@@ -103,7 +105,6 @@ def test_watch_moves_under_load_and_advise_reads_it(server):
         assert seen["running_peak"] > 0 and seen["kv_peak"] < 30, data
         full = seen["running_peak"] >= 16 or (seen["waiting_peak"] or 0) > 0
         assert data["advice"]["rule"] == ("raise-batch" if full else "keep"), data
-        assert load.poll() is None, "the benchmark ended before advise had watched it"
     finally:
         os.killpg(load.pid, signal.SIGKILL)  # vlaunch bench and the benchmark client it runs
         load.communicate(timeout=60)
