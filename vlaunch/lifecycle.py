@@ -159,7 +159,7 @@ def _judge(backend: Backend, job: JobRecord, status: JobStatus | None, transport
 
 
 class Liveness:
-    """How a waiting caller (readiness, ``logs --follow``) keeps up with one job: the exit marker every
+    """How a waiting caller (readiness) keeps up with one job: the exit marker every
     half second, the backend at :func:`poll_backoff`'s cadence, and failed observations retried for
     :data:`OBSERVE_PATIENCE` seconds (an unobservable job is unknown, not ended)."""
 
@@ -186,7 +186,8 @@ class Liveness:
         except (CommandNotFound, ConnectionLost):
             raise
         except (TransportError, SchedulerError) as exc:
-            self._failing_since = self._failing_since or now
+            if self._failing_since is None:
+                self._failing_since = now
             if now - self._failing_since > OBSERVE_PATIENCE:
                 raise
             self.problem = f"cannot observe the job (retrying): {exc}"
