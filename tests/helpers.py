@@ -40,3 +40,24 @@ def live_group_members(pgid: str) -> list[str]:
     out = subprocess.run(["ps", "-e", "-o", "pgid=,pid=,stat="], capture_output=True, text=True).stdout
     return [line for line in out.splitlines()
             if line.split()[0] == str(pgid) and not line.split()[2].startswith("Z")]
+
+
+def job_processes(run_dir: str) -> dict[int, tuple[int, str]]:
+    """Live (non-zombie) processes of this machine working in ``run_dir`` (every process a job script
+    starts inherits it), as ``{pid: (parent pid, command line)}``. The rig's hosts share one process table."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/cwd") != run_dir:
+                continue
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            found[int(entry)] = (int(fields[1]), command)
+    return found

@@ -265,13 +265,15 @@ def down(name: str, registry: Registry | None = None, forget_job: bool = False) 
     return session.record
 
 
-def forget(name: str, registry: Registry | None = None) -> None:
-    """Drop a job's record; refuses while the job may still run."""
+def forget(name: str, registry: Registry | None = None, force: bool = False) -> JobRecord:
+    """Drop a job's record and return it; refuses while the job may still run, unless ``force``."""
     registry = registry or Registry()
     record = registry.get(name)
-    if not record.state.is_final:
-        raise VlaunchError(f"job {name} is {record.state.value}; run `vlaunch down {shlex.quote(name)}` first")
+    if not record.state.is_final and not force:
+        raise VlaunchError(f"job {name} is {record.state.value}; run `vlaunch down {shlex.quote(name)}` first"
+                           " (or `vlaunch forget --force` if its backend cannot be reached)")
     registry.remove(name)
+    return record
 
 
 def logs(name: str, follow: bool = False, registry: Registry | None = None,

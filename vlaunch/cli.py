@@ -198,11 +198,16 @@ def down(names, forget):
 
 @cli.command()
 @click.argument("name", shell_complete=completion.jobs)
-def forget(name):
+@click.option("--force", is_flag=True,
+              help="Remove the record even if the job may still run (when `down` cannot reach its backend).")
+def forget(name, force):
     """Remove an ended job's record."""
     from . import api
 
-    api.forget(name)
+    record = api.forget(name, force=force)
+    if not record.state.is_final:
+        click.echo(f"warning: job {name} was {record.state.value} when forgotten; whatever still runs of it"
+                   f" (native id {record.native_id or '-'}, run directory {record.run_dir}) is yours to stop", err=True)
     click.echo(f"forgot job {name}")
 
 

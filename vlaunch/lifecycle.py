@@ -16,6 +16,7 @@ a job's life is here, under four rules:
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -80,11 +81,29 @@ def poll_backoff(backend: Backend) -> Backoff:
 
 # -- how a job ended ------------------------------------------------------------------------------
 def marker_exit_code(text: bytes | None) -> int | None:
-    """The exit status in a job's exit marker file, or None when it holds none (absent, empty, garbled)."""
+    """The exit status in a job's exit marker file (its first word), or None when it holds none (absent,
+    empty, garbled, or ``?``: the script's guard writes that when the script itself was killed)."""
     try:
-        return int(text.strip()) if text else None
+        return int(text.split()[0]) if text and text.split() else None
     except ValueError:
         return None
+
+
+def _marker_cause(text: bytes) -> str | None:
+    """What the exit marker says happened, after its status, when the script knew more than a status."""
+    status, _, cause = text.decode(errors="replace").strip().partition(" ")
+    return cause.strip() if cause.strip() and (status == "?" or status.isdigit()) else None
+
+
+def _exit_words(code: int) -> str:
+    """``server exited with status N``, naming the signal for a status above 128."""
+    words = f"server exited with status {code}"
+    if 128 < code < 128 + 65:
+        try:
+            words += f" ({signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return words
 
 
 def _walltime_seconds(job: JobRecord) -> int | None:
@@ -113,11 +132,13 @@ def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus
     (a cancel by vlaunch, when nothing else says otherwise, is evidence too)."""
     raw = transport.read_file(job.path(EXIT_MARKER))
     code = marker_exit_code(raw)
-    signal = transport.read_file(job.path(SIGNAL_MARKER))
-    if job.cancel_requested and (signal or raw is None):
+    signalled = transport.read_file(job.path(SIGNAL_MARKER))
+    if job.cancel_requested and (signalled or raw is None):
         return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down", code)
-    if signal:
-        return _signalled_status(job, signal, code)
+    if signalled:
+        return _signalled_status(job, signalled, code)
+    if raw and _marker_cause(raw):
+        return JobStatus(JobState.FAILED, _marker_cause(raw), code)
     if code is None and raw:
         return JobStatus(JobState.FAILED, f"the job's exit marker is unreadable: {raw[:40]!r}")
     if code is None:
@@ -125,7 +146,7 @@ def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus
                          " how it ended is unknown (killed with its node, or its files are not visible here)")
     if code == 0:
         return JobStatus(JobState.COMPLETED, "server exited normally", exit_code=0)
-    return JobStatus(JobState.FAILED, f"server exited with status {code}", exit_code=code)
+    return JobStatus(JobState.FAILED, _exit_words(code), exit_code=code)
 
 
 def _ended_early(job: JobRecord, transport: Transport, status: JobStatus, lister: str) -> JobStatus:
@@ -155,7 +176,19 @@ def poll(backend: Backend, jobs: Sequence[JobRecord], transport: Transport) -> d
 def _judge(backend: Backend, job: JobRecord, status: JobStatus | None, transport: Transport) -> JobStatus:
     if status is None:
         return ended_status(job, transport, backend.lister)
+    if status.state is JobState.FAILED:
+        return _with_cause(backend, job, transport, status)
     return _ended_early(job, transport, status, backend.lister)
+
+
+def _with_cause(backend: Backend, job: JobRecord, transport: Transport, status: JobStatus) -> JobStatus:
+    """A scheduler's FAILED, led by the cause the job's markers name (the scheduler knows only a status)."""
+    ended = ended_status(job, transport, backend.lister)
+    if ended.state is not JobState.FAILED:
+        return status
+    code = status.exit_code if status.exit_code is not None else ended.exit_code
+    reason = f"{ended.reason} ({backend.name}: {status.reason})" if status.reason else ended.reason
+    return JobStatus(JobState.FAILED, reason, code, status.nodes, status.native_state)
 
 
 class Liveness:

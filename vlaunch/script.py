@@ -94,14 +94,18 @@ def port_lines(job: JobSpec) -> list[str]:
     return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}"]
 
 
-#: Shell lines that end every process vLLM left in the job's process group once its main process has
-#: ended (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL (and up to 2 s
-#: for the kill to land). Only a group that is the job's own: led by the script (local, ssh, Slurm), or,
-#: inside a PBS job, by its parent when that parent leads its session too (PBS runs the script under the
-#: job's login shell); any other group (a script started by hand, or under another launcher) is left
-#: alone. The group is read from /proc with shell builtins only, so the cleanup forks nothing that would
-#: count as a member.
-_END_GROUP = r"""vlaunch_others() {
+#: Shell functions that own the server's processes. ``vlaunch_own_group`` decides once, before the
+#: launch, whether the job's process group is its own: led by the script (local, ssh, Slurm), or, inside
+#: a PBS job, by its parent when that parent leads its session too (PBS runs the script under the job's
+#: login shell); any other group (a script started by hand, or under another launcher) is left alone.
+#: ``vlaunch_end_group`` ends every process vLLM left in that group once its main process has ended
+#: (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL (and up to 2 s for
+#: the kill to land). ``vlaunch_guard`` runs beside the server and does the same when the script itself
+#: is killed (SIGKILL cannot be trapped), then writes the exit marker the script could not. The group is
+#: read from /proc with shell builtins only, so neither forks anything that would count as a member.
+#: The cause the exit marker gives for a server that ended with status 0 though nothing asked it to.
+UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)"
+_OWN_GROUP = r"""vlaunch_others() {
   VLAUNCH_OTHERS=""
   for d in /proc/[0-9]*; do
     read -r s 2>/dev/null <"$d/stat" || continue
@@ -111,41 +115,56 @@ _END_GROUP = r"""vlaunch_others() {
   done
   [ -n "$VLAUNCH_OTHERS" ]
 }
+vlaunch_own_group() {
+  read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
+  [ "$VLAUNCH_GROUP" = "$$" ] && return 0
+  VLAUNCH_GROUP=""
+  [ -n "${PBS_JOBID:-}" ] && [ "$3" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
+  set -- ${s##*) }; [ "$4" = "$3" ] || return 0
+  VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
+}
 vlaunch_end_group() {
   trap '' TERM INT
-  read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
-  if [ "$VLAUNCH_GROUP" != "$$" ]; then
-    [ -n "${PBS_JOBID:-}" ] && [ "$VLAUNCH_GROUP" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
-    set -- ${s##*) }; [ "$4" = "$VLAUNCH_GROUP" ] || return 0
-    VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
-  fi
-  vlaunch_others || return 0
+  [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
   echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
   kill -TERM $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
   echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
+}
+vlaunch_guard() {
+  trap '' TERM INT HUP
+  exec 9<> <(:)
+  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do read -rt 0.5 -u 9; done
+  echo "vlaunch: the job script was killed; its guard ends the server"
+  VLAUNCH_SPARED="$VLAUNCH_SPARED$BASHPID "
+  vlaunch_end_group
+  echo "? the job script was killed before the server ended; its guard stopped the server" >""" + EXIT_MARKER + r"""
 }"""
 
 
 def server_block(job: JobSpec, launch: str | None = None, prelude: list[str] = ()) -> str:
     """Start vLLM in the background, publish where it listens, forward SIGTERM (and note it in the
-    ``signalled`` marker), record its exit status once every process it left is gone.
+    ``signalled`` marker), record its exit status once every process it left is gone (a server that
+    stopped unasked with status 0 has failed: the job's status is then 1, and the marker says why).
 
     ``launch`` replaces the single-node command line; ``prelude`` lines run after the port is chosen
     and before the launch (multi-node backends start their followers there)."""
-    lines = ["# server", *port_lines(job), *prelude, f"{launch or launch_line(job)} &", "VLAUNCH_PID=$!",
+    lines = ["# server", *port_lines(job), *prelude, _OWN_GROUP, "vlaunch_own_group",
+             f"{launch or launch_line(job)} &", "VLAUNCH_PID=$!", "vlaunch_guard & VLAUNCH_GUARD=$!",
              "printf '{\"host\": \"%s\", \"port\": %s, \"pid\": %s}\\n' \"$(hostname)\" \"$" + PORT_VAR
              + "\" \"$VLAUNCH_PID\" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json",
              *(f"trap 'echo \"{sig} $SECONDS\" >{SIGNAL_MARKER}; kill -TERM \"$VLAUNCH_PID\" 2>/dev/null' {sig}"
                for sig in ("TERM", "INT")),
              'wait "$VLAUNCH_PID"; VLAUNCH_RC=$?',
              'while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done',
-             _END_GROUP,
+             'kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null',
              "vlaunch_end_group",
-             f'echo "$VLAUNCH_RC" >{EXIT_MARKER}',
              'echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"',
+             # vLLM's server ends only when asked, except that it exits 0 when its engine dies.
+             f'if [ "$VLAUNCH_RC" = 0 ] && [ ! -e {SIGNAL_MARKER} ]; then VLAUNCH_RC=1; echo "1 {UNASKED}"'
+             f' >{EXIT_MARKER}; else echo "$VLAUNCH_RC" >{EXIT_MARKER}; fi',
              'exit "$VLAUNCH_RC"']
     return "\n".join(lines)
 

@@ -57,8 +57,12 @@ def wait_for(predicate, seconds: float):
 @pytest.mark.parametrize("files, state, words", [
     ({}, JobState.LOST, "left no exit marker"),
     ({"exit_code": "0\n"}, JobState.COMPLETED, "server exited normally"),
-    ({"exit_code": "137\n"}, JobState.FAILED, "status 137"),
+    ({"exit_code": "137\n"}, JobState.FAILED, "server exited with status 137 (SIGKILL)"),
+    ({"exit_code": "3\n"}, JobState.FAILED, "server exited with status 3"),
+    ({"exit_code": "1 the server stopped by itself\n"}, JobState.FAILED, "the server stopped by itself"),
+    ({"exit_code": "? the job script was killed\n"}, JobState.FAILED, "the job script was killed"),
     ({"exit_code": "garbage"}, JobState.FAILED, "unreadable"),
+    ({"exit_code": "garbage words"}, JobState.FAILED, "unreadable"),
     ({"exit_code": "0\n", "signalled": "TERM 12\n"}, JobState.CANCELLED, "SIGTERM after 12 s"),
     ({"signalled": "TERM 12\n"}, JobState.CANCELLED, "SIGTERM after 12 s"),
     ({"exit_code": "0\n", "signalled": "TERM 3598\n"}, JobState.TIMEOUT, "walltime"),
@@ -67,7 +71,7 @@ def test_an_ended_job_is_read_from_its_markers(files, state, words):
     transport = RecordingTransport()
     transport.files = {f"/runs/j/{leaf}": text for leaf, text in files.items()}
     status = ended_status(record(), transport, "slurm")
-    assert status.state is state and words in status.reason
+    assert status.state is state and words in status.reason, status
 
 
 def test_lost_is_corrected_by_later_evidence_and_settled_states_stay(isolated):

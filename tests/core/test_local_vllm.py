@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from chaos import kill_and_check
 from helpers import BIN, assert_one_line_error, live_group_members, vlaunch
 
 pytestmark = pytest.mark.vllm
@@ -98,3 +99,10 @@ def test_logs_follow_ends_with_down_and_nothing_is_left(job, env):
     assert follower.returncode == 0
     assert "vlaunch: server exited with status" in out
     assert not live_group_members(job["native_id"])
+
+
+def test_kill_9_of_the_engine_core_fails_the_job_and_leaves_nothing(env, tiny_model):
+    """The chaos suite's real-vLLM case here (each backend's real-vLLM module kills another role)."""
+    result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "chaos", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    kill_and_check("chaos", "engine", env)

@@ -5,7 +5,9 @@ key file, matter) and serves /health, /v1/models, /v1/completions and /metrics. 
 FAKE_HEALTH_DELAY (seconds before /health answers 200), FAKE_COMPLETION_STATUS (HTTP status of
 completions), FAKE_EXIT_CODE (exit at once with this status), FAKE_ARGV_FILE (write argv as JSON),
 FAKE_ENGINE ("term": start a child process, as vLLM starts its EngineCore, that outlives this one unless
-signalled; "stubborn": one that ignores SIGTERM too).
+signalled; "stubborn": one that ignores SIGTERM too; "tree": vLLM's shape, an engine (argv ends with
+``fake-engine``) that starts a worker (``fake-worker``); when the worker dies the engine exits 1, and
+when the engine ends the server exits 0, as vLLM's EngineCore and API server do).
 Real end-to-end tests use the real CPU vLLM instead.
 """
 
@@ -13,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -34,6 +37,22 @@ def _key_from_config(path):
     return None
 
 
+def _watch(child, what):
+    """Exit with status 0 as soon as ``child`` ends, as vLLM's API server does when its engine dies."""
+    def watch():
+        child.wait()
+        print(f"fake vllm: {what} died (status {child.returncode}); shutting down", flush=True)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def engine():
+    """The engine of the "tree" shape: start a worker, live while it does."""
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)", "fake-worker"])
+    sys.exit(1 if worker.wait() else 0)
+
+
 def main():
     if os.environ.get("FAKE_ARGV_FILE"):
         with open(os.environ["FAKE_ARGV_FILE"], "w") as handle:
@@ -41,7 +60,9 @@ def main():
     if os.environ.get("FAKE_EXIT_CODE"):
         print("fake vllm: failing at start-up as asked", flush=True)
         sys.exit(int(os.environ["FAKE_EXIT_CODE"]))
-    if os.environ.get("FAKE_ENGINE"):
+    if os.environ.get("FAKE_ENGINE") == "tree":
+        _watch(subprocess.Popen([sys.executable, __file__, "fake-engine"]), "engine core")
+    elif os.environ.get("FAKE_ENGINE"):
         ignore = "signal.signal(signal.SIGTERM, signal.SIG_IGN); " if os.environ["FAKE_ENGINE"] == "stubborn" else ""
         subprocess.Popen([sys.executable, "-c", f"import signal, time; {ignore}time.sleep(3600)"])
     served = _arg("--served-model-name") or _arg("--model") or "fake"
@@ -92,4 +113,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    engine() if sys.argv[1:] == ["fake-engine"] else main()

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 from pbs_support import require_pbs_rig
 
+from chaos import kill_and_check
 from helpers import BIN, vlaunch
 
 pytestmark = pytest.mark.vllm
@@ -97,3 +98,12 @@ def test_down_stops_the_server(job, env):
     print(f"pbs torque: down confirmed in {confirmed:.1f} s, vLLM gone after {time.monotonic() - started:.1f} s")
     with pytest.raises(OSError):
         socket.create_connection((job["host"], job["port"]), timeout=2).close()
+
+
+def test_kill_9_of_the_api_server_fails_the_job_and_leaves_nothing(env, tiny_model):
+    """The chaos suite's real-vLLM case here (each backend's real-vLLM module kills another role)."""
+    setup = json.dumps([f"export PATH={shlex.quote(str(BIN))}:\"$PATH\""])
+    result = vlaunch("up", "-p", "cpu-tiny", "-b", "pbs", "--model", tiny_model, "--name", "pbschaos",
+                     "--set", "backend.pbs.dialect=torque", "--set", f"environment.setup={setup}", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    kill_and_check("pbschaos", "server", env)

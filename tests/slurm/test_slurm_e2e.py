@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from chaos import kill_and_check
 from helpers import vlaunch
 from slurm_support import (FAKE, alive, job_pids, path_without, record, squeue, state_env, wait_for_record,
                            wait_until)
@@ -107,3 +108,11 @@ def test_jobs_that_left_squeue_are_resolved_by_sacct_or_the_exit_marker(backgrou
     no_sacct = record("exits-b", {**env, "PATH": path_without("sacct", root=tmp_path / "bin")})
     assert no_sacct["state"] == "FAILED" and no_sacct["exit_code"] == 3
     assert no_sacct["reason"] == "server exited with status 3"
+
+
+def test_kill_9_of_the_job_script_fails_the_job_and_leaves_nothing(env, tiny_model):
+    """The chaos suite's real-vLLM case here (each backend's real-vLLM module kills another role)."""
+    result = vlaunch("up", "--backend", "slurm", "--profile", "cpu-tiny", "--model", tiny_model, "--name", "chaos",
+                     env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    kill_and_check("chaos", "script", env)

@@ -140,12 +140,12 @@ def test_down_of_a_job_that_already_finished():
     result = up("--name", "done", "--no-wait", env={"FAKE_EXIT_CODE": "0"})
     assert result.returncode == 0, result.stderr
     job_id = record("done")["native_id"]
-    assert wait_until(lambda: squeue(job_id) in (None, ("COMPLETED", "None")), 30)
+    assert wait_until(lambda: squeue(job_id) in (None, ("FAILED", "NonZeroExitCode")), 30)
     down = vlaunch("down", "done")
     assert down.returncode == 0, down.stderr
-    assert "job done: COMPLETED (COMPLETED: server exited normally)" in down.stdout
-    done = record("done")
-    assert done["state"] == "COMPLETED" and done["exit_code"] == 0
+    assert "job done: FAILED (the server stopped by itself with status 0, unasked" in down.stdout
+    done = record("done")  # a server exiting 0 by itself (vLLM's way when its engine dies) has failed
+    assert done["state"] == "FAILED" and done["exit_code"] == 1
 
 
 def test_polling_many_jobs_costs_one_squeue_call():
@@ -171,3 +171,23 @@ def test_polling_many_jobs_costs_one_squeue_call():
     finally:
         for name in ("poll-1", "poll-2", "poll-3"):
             vlaunch("down", name)
+
+
+def test_down_while_scancel_fails_keeps_the_record_and_forget_force_drops_it(tmp_path):
+    assert up("--name", "stuck").returncode == 0
+    job_id = record("stuck")["native_id"]
+    path = path_without("scancel", root=tmp_path / "bin")
+    refusing = tmp_path / "bin" / "scancel"
+    refusing.write_text(f"#!/bin/sh\necho 'scancel: error: Kill job error on job id {job_id}: Access/permission denied' >&2\n"
+                        "exit 1\n")
+    refusing.chmod(0o755)
+    down = vlaunch("down", "stuck", env={"PATH": path})
+    assert_one_line_error(down, f"could not cancel job {job_id}", "Access/permission denied")
+    assert record("stuck")["state"] == "RUNNING"
+    assert_one_line_error(vlaunch("forget", "stuck"), "job stuck is RUNNING", "forget --force")
+    forced = vlaunch("forget", "--force", "stuck")
+    assert forced.returncode == 0 and forced.stdout == "forgot job stuck\n"
+    assert f"warning: job stuck was RUNNING when forgotten; whatever still runs of it (native id {job_id}" in forced.stderr
+    assert "stuck" not in records()
+    subprocess.run(["scancel", job_id], check=True)
+    assert wait_until(lambda: squeue(job_id) in (None, ("CANCELLED", "None")), 30)

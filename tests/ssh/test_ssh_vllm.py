@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos import kill_and_check
 from helpers import BIN, live_group_members, vlaunch
 
 pytestmark = pytest.mark.vllm
@@ -133,3 +134,14 @@ def test_down_leaves_nothing_running(job, name, env, rig):
     assert not live_group_members(job["native_id"])
     remote = subprocess.run(["ps", "-u", rig.user, "-o", "stat=,args="], capture_output=True, text=True).stdout
     assert not [line for line in remote.splitlines() if "vllm" in line and not line.startswith("Z")]
+
+
+def test_kill_9_of_a_worker_fails_the_job_and_leaves_nothing(env, remote_model):
+    """The chaos suite's real-vLLM case here (each backend's real-vLLM module kills another role)."""
+    name = f"ssh-chaos-{secrets.token_hex(3)}"
+    setup = f'export PATH={shlex.quote(str(BIN))}:"$PATH"'
+    result = vlaunch("up", "-p", "cpu-tiny", "-b", "ssh", "--set", "backend.ssh.host=vl-host2", "--model",
+                     remote_model, "--name", name, "--set", f"environment.setup={json.dumps([setup])}", env=env,
+                     timeout=900)
+    assert result.returncode == 0, result.stderr
+    kill_and_check(name, "worker", env)

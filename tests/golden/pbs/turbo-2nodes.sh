@@ -32,13 +32,6 @@ for ((VLAUNCH_I = 1; VLAUNCH_I < 2; VLAUNCH_I++)); do
   VLAUNCH_START_RANK=$((VLAUNCH_I * 4))
   mpiexec -n 1 --hosts "$VLAUNCH_NODE" /bin/bash -c "$VLAUNCH_FOLLOWER" vlaunch-follower "$VLAUNCH_RUN_DIR" "$VLAUNCH_START_RANK" "$VLAUNCH_HEAD" "$VLAUNCH_RPC_PORT" "$VLAUNCH_PORT" &
 done
-vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /home/user/.vlaunch/runs/turbo-2nodes/api_key.yaml --data-parallel-size-local 4 --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT" &
-VLAUNCH_PID=$!
-printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
-trap 'echo "TERM $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM
-trap 'echo "INT $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null' INT
-wait "$VLAUNCH_PID"; VLAUNCH_RC=$?
-while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done
 vlaunch_others() {
   VLAUNCH_OTHERS=""
   for d in /proc/[0-9]*; do
@@ -49,15 +42,17 @@ vlaunch_others() {
   done
   [ -n "$VLAUNCH_OTHERS" ]
 }
+vlaunch_own_group() {
+  read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
+  [ "$VLAUNCH_GROUP" = "$$" ] && return 0
+  VLAUNCH_GROUP=""
+  [ -n "${PBS_JOBID:-}" ] && [ "$3" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
+  set -- ${s##*) }; [ "$4" = "$3" ] || return 0
+  VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
+}
 vlaunch_end_group() {
   trap '' TERM INT
-  read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
-  if [ "$VLAUNCH_GROUP" != "$$" ]; then
-    [ -n "${PBS_JOBID:-}" ] && [ "$VLAUNCH_GROUP" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
-    set -- ${s##*) }; [ "$4" = "$VLAUNCH_GROUP" ] || return 0
-    VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
-  fi
-  vlaunch_others || return 0
+  [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
   echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
   kill -TERM $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
@@ -65,7 +60,26 @@ vlaunch_end_group() {
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
+vlaunch_guard() {
+  trap '' TERM INT HUP
+  exec 9<> <(:)
+  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do read -rt 0.5 -u 9; done
+  echo "vlaunch: the job script was killed; its guard ends the server"
+  VLAUNCH_SPARED="$VLAUNCH_SPARED$BASHPID "
+  vlaunch_end_group
+  echo "? the job script was killed before the server ended; its guard stopped the server" >exit_code
+}
+vlaunch_own_group
+vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /home/user/.vlaunch/runs/turbo-2nodes/api_key.yaml --data-parallel-size-local 4 --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT" &
+VLAUNCH_PID=$!
+vlaunch_guard & VLAUNCH_GUARD=$!
+printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
+trap 'echo "TERM $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM
+trap 'echo "INT $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null' INT
+wait "$VLAUNCH_PID"; VLAUNCH_RC=$?
+while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done
+kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null
 vlaunch_end_group
-echo "$VLAUNCH_RC" >exit_code
 echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"
+if [ "$VLAUNCH_RC" = 0 ] && [ ! -e signalled ]; then VLAUNCH_RC=1; echo "1 the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)" >exit_code; else echo "$VLAUNCH_RC" >exit_code; fi
 exit "$VLAUNCH_RC"
