@@ -104,7 +104,7 @@ def test_jobs_that_left_squeue_are_resolved_by_sacct_or_the_exit_marker(backgrou
     assert wait_until(lambda: all(squeue(i) is None for i in ids.values()), 120, interval=2), ids
     with_sacct = record("exits-a", env)
     assert with_sacct["state"] == "FAILED" and with_sacct["exit_code"] == 3
-    assert with_sacct["reason"] == "FAILED: exit code 3"
+    assert with_sacct["reason"] == "server exited with status 3 (slurm: FAILED: exit code 3)"  # the marker's cause first
     no_sacct = record("exits-b", {**env, "PATH": path_without("sacct", root=tmp_path / "bin")})
     assert no_sacct["state"] == "FAILED" and no_sacct["exit_code"] == 3
     assert no_sacct["reason"] == "server exited with status 3"
