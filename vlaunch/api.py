@@ -276,25 +276,30 @@ def forget(name: str, registry: Registry | None = None, force: bool = False) -> 
     return record
 
 
-def logs(name: str, follow: bool = False, registry: Registry | None = None,
-         interval: float = 0.5) -> Iterator[bytes]:
-    """The server log of job ``name``; with ``follow``, new bytes as they come until the job ends."""
+def logs(name: str, follow: bool = False, registry: Registry | None = None) -> Iterator[bytes]:
+    """The server log of job ``name``; with ``follow``, new bytes as they come until the job ends (read at
+    the lifecycle's follow cadence; the job watched as readiness watches it, :class:`~vlaunch.lifecycle.Liveness`)."""
+    from .lifecycle import LOG_FOLLOW, Backoff, Liveness
+
     session = session_for(name, registry)
-    offset = 0
+    offset, reads, liveness = 0, Backoff(*LOG_FOLLOW), Liveness(session)
     try:
         while True:
             chunk = session.read_log(offset)
             offset += len(chunk)
             if chunk:
+                reads.reset()
                 yield chunk
+                if follow:
+                    continue
             if not follow:
                 return
-            if not chunk and session.refresh().state.is_final:
+            status, _ = liveness.check()
+            if status is not None and status.state.is_final:
                 tail = session.read_log(offset)
                 if tail:
                     yield tail
                 return
-            if not chunk:
-                time.sleep(interval)
+            time.sleep(reads.next())
     finally:
         session.transport.close()

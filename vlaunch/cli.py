@@ -144,36 +144,78 @@ def _record_json(record):
     return data
 
 
-_COLUMNS = ("NAME", "BACKEND", "PROFILE", "STATE", "READY", "ENDPOINT", "REASON")
+_COLUMNS = ("NAME", "BACKEND", "PROFILE", "MODEL", "STATE", "READY", "AGE", "ENDPOINT", "REASON")
 
 
-def _table(records):
-    rows = [(r.name, r.backend, r.profile, r.state.value, "yes" if r.ready_at and not r.state.is_final else "-",
+def _age(created_at: str, now) -> str:
+    """How long ago a job was created, in its largest whole unit (``45s``, ``12m``, ``3h``, ``2d``)."""
+    from datetime import datetime
+
+    seconds = max(0, int((now - datetime.fromisoformat(created_at)).total_seconds()))
+    unit, size = next(((u, n) for u, n in (("d", 86400), ("h", 3600), ("m", 60)) if seconds >= n), ("s", 1))
+    return f"{seconds // size}{unit}"
+
+
+def _table_lines(records) -> list[str]:
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    rows = [(r.name, r.backend, r.profile, r.served_model_name or (r.config.get("server") or {}).get("model") or "-",
+             r.state.value, "yes" if r.ready_at and not r.state.is_final else "-", _age(r.created_at, now),
              (r.endpoint if not r.state.is_final else None) or "-", r.reason or "") for r in records]
     widths = [max(len(str(x)) for x in col) for col in zip(_COLUMNS, *rows)]
-    for row in [_COLUMNS, *rows]:
-        click.echo("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    return ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in [_COLUMNS, *rows]]
 
 
 @cli.command()
 @click.argument("names", nargs=-1, shell_complete=completion.jobs)
 @click.option("--json", "json_", is_flag=True, help="Print records as JSON.")
 @click.option("--no-refresh", is_flag=True, help="Show stored states without asking the backends.")
-def status(names, json_, no_refresh):
+@click.option("--watch", "-w", is_flag=True,
+              help="Refresh in place until every job shown is ready or has ended (Ctrl-C stops watching).")
+def status(names, json_, no_refresh, watch):
     """Show jobs (all, or the named ones), refreshed from their backends; exit status 1 when some could not be refreshed."""
     from . import api
 
+    if watch:
+        if json_ or no_refresh:
+            raise click.UsageError("--watch refreshes a table: it takes neither --json nor --no-refresh")
+        sys.exit(_watch(list(names) or None))
     records, problems = api.status(list(names) or None, refresh=not no_refresh)
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
     if json_:
         click.echo(json.dumps([_record_json(r) for r in records], indent=2))
     elif records:
-        _table(records)
+        click.echo("\n".join(_table_lines(records)))
     else:
         click.echo("no jobs")
     if problems:
         sys.exit(1)
+
+
+def _watch(names) -> int:
+    """Redraw the table (in place on a terminal, else whenever a state changes) at the lifecycle's watch
+    cadence until every job is ready or ended; the exit status of the last refresh."""
+    import time
+
+    from . import api
+    from .lifecycle import WATCH_POLL, Backoff
+
+    tty, gaps, drawn, seen, warned = sys.stdout.isatty(), Backoff(*WATCH_POLL), 0, None, set()
+    while True:
+        records, problems = api.status(names)
+        for problem in set(problems) - warned:
+            click.echo(f"warning: {problem}", err=True)
+        warned = set(problems)
+        lines = _table_lines(records) if records else ["no jobs"]
+        states = [(r.name, r.state, bool(r.ready_at), r.reason) for r in records]
+        if tty or states != seen:
+            click.echo((f"\x1b[{drawn}F\x1b[J" if tty and drawn else "") + "\n".join(lines))
+            drawn, seen = len(lines), states
+        if all(r.ready_at or r.state.is_final for r in records):
+            return 1 if problems else 0
+        time.sleep(gaps.next())
 
 
 @cli.command("ls")

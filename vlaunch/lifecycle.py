@@ -51,6 +51,10 @@ KILL_WAIT = 5.0
 CONFIRM_GAP = 1.0
 #: How long waiting callers keep retrying observations that fail before they give up.
 OBSERVE_PATIENCE = 30.0
+#: How often ``vlaunch logs --follow`` reads the log while nothing new comes (a new line resets it).
+LOG_FOLLOW = (0.2, 2.0)
+#: How often ``vlaunch status --watch`` redraws (it refreshes every job shown each time).
+WATCH_POLL = (1.0, 5.0)
 #: How often waiting callers read the job's exit marker (a crash is seen at once, whatever the cadence).
 MARKER_GAP = 0.5
 

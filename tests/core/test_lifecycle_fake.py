@@ -6,10 +6,13 @@ These cover plumbing and readiness edge cases; test_local_vllm.py does the same 
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
+import subprocess
 import time
 
-from helpers import assert_one_line_error, fake_command, live_group_members, vlaunch
+from helpers import BIN, assert_one_line_error, fake_command, live_group_members, vlaunch
 
 FAKE = ["--profile", "cpu-tiny", "--model", "fake-model", "--set", fake_command(), "--no-check-flags"]
 
@@ -121,3 +124,25 @@ def test_port_with_only_time_wait_connections_is_free(isolated):
     assert result.returncode == 0, result.stderr
     assert f"http://127.0.0.1:{port}/v1" in result.stdout
     assert vlaunch("down", "samebind").returncode == 0
+
+
+def test_status_watch_redraws_until_ready_with_model_and_age(isolated):
+    starting = subprocess.Popen([str(BIN / "vlaunch"), "up", *FAKE, "--name", "w"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "FAKE_HEALTH_DELAY": "4"})
+    deadline = time.monotonic() + 60
+    while not (isolated / "state" / "jobs" / "w.json").exists():
+        assert time.monotonic() < deadline and starting.poll() is None, starting.communicate()
+        time.sleep(0.1)
+    watch = vlaunch("status", "--watch", "w", timeout=120)
+    assert starting.wait(timeout=60) == 0
+    assert watch.returncode == 0, watch.stderr
+    tables = [line for line in watch.stdout.splitlines() if not line.startswith("NAME")]
+    assert len(tables) >= 2, watch.stdout  # not a terminal: a new table each time a state changes
+    assert watch.stdout.splitlines()[0].split() == ["NAME", "BACKEND", "PROFILE", "MODEL", "STATE", "READY", "AGE",
+                                                    "ENDPOINT", "REASON"]
+    first, last = tables[0].split(), tables[-1].split()
+    assert first[3] == "tiny" and first[5] == "-" and re.fullmatch(r"\d+[smhd]", first[6]), tables
+    assert last[4:6] == ["RUNNING", "yes"] and last[7].startswith("http://127.0.0.1:"), tables
+    assert vlaunch("down", "w").returncode == 0
+    ended = vlaunch("status", "--watch", "w", timeout=30)
+    assert ended.returncode == 0 and "CANCELLED" in ended.stdout and "http://" not in ended.stdout
