@@ -94,6 +94,8 @@ def port_lines(job: JobSpec) -> list[str]:
     return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}"]
 
 
+#: The cause the exit marker gives for a server that ended with status 0 though nothing asked it to.
+UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)"
 #: Shell functions that own the server's processes. ``vlaunch_own_group`` decides once, before the
 #: launch, whether the job's process group is its own: led by the script (local, ssh, Slurm), or, inside
 #: a PBS job, by its parent when that parent leads its session too (PBS runs the script under the job's
@@ -103,8 +105,6 @@ def port_lines(job: JobSpec) -> list[str]:
 #: the kill to land). ``vlaunch_guard`` runs beside the server and does the same when the script itself
 #: is killed (SIGKILL cannot be trapped), then writes the exit marker the script could not. The group is
 #: read from /proc with shell builtins only, so neither forks anything that would count as a member.
-#: The cause the exit marker gives for a server that ended with status 0 though nothing asked it to.
-UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)"
 _OWN_GROUP = r"""vlaunch_others() {
   VLAUNCH_OTHERS=""
   for d in /proc/[0-9]*; do

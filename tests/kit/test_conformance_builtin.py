@@ -52,6 +52,8 @@ class TestPbsConformance(BatchConformance):
     native_states = ["Q", "H", "W", "T", "S", "U", "R", "E", "B", "F", "X"]
     # Recorded from a real OpenPBS 23.06 server (tests/fixtures/pbs/README.md).
     status_samples = [(_recorded("history_off", "b_running_f_dsv"), {"7.vm": JobState.RUNNING}),
+                      (_recorded("history_off", "d_multi_f_dsv"),
+                       {"7.vm": JobState.RUNNING, "8.vm": JobState.PENDING, "9.vm": JobState.PENDING}),
                       (_recorded("history_on", "f_exit3_xf_dsv"), {"28.vm": JobState.FAILED}),
                       (_recorded("history_on", "g_after_xf_dsv"), {"29.vm": JobState.CANCELLED})]
     pending_sample = (_recorded("history_off", "c_queued_f_dsv"), "8.vm", "Insufficient amount of resource")

@@ -30,7 +30,7 @@ def test_the_guides_commands_run(tmp_path):
             outputs.append(run.stdout)
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "vlaunch-mysched"], capture_output=True)
-    assert "13 passed" in outputs[2]
+    assert "14 passed" in outputs[2]
     backends = json.loads(outputs[3])["backends"]
     assert any(b["name"] == "mysched" and b["distribution"] == "vlaunch-mysched" for b in backends)
     assert outputs[4].startswith("#!/bin/bash\n#MYSCHED -J turbo")

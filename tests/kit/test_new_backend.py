@@ -28,7 +28,7 @@ def test_template_passes_the_conformance_suite_as_generated(tmp_path):
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "13 passed" in run.stdout
+    assert "14 passed" in run.stdout
     listing = vlaunch("backends")
     assert "example " in listing.stdout and "vlaunch-example 0.1.0" in listing.stdout
 

@@ -226,6 +226,20 @@ class BatchConformance(BackendConformance):
             backend.submit(self.job(), "/srv/job.sh", transport)
         assert self.backend_name in str(info.value) and program in str(info.value)
 
+    def test_many_jobs_cost_one_scheduler_round(self):
+        live = [(stdout, [i for i, state in expected.items() if not state.is_final])
+                for stdout, expected in self.status_samples]
+        stdout, ids = max(live, key=lambda sample: len(sample[1]), default=("", []))
+        if len(ids) < 2:
+            pytest.fail("set status_samples with one output listing two or more live jobs")
+        backend, transport = self.backend(), RecordingTransport()
+        program = self._program(backend.status_command(ids))
+        transport.answer(program, ok(stdout))
+        records = [self.record(job_id).model_copy(update={"name": f"job{job_id}"}) for job_id in ids]
+        statuses = backend.poll(records, transport)
+        assert {statuses[r.name].state for r in records} <= {s for s in JobState if not s.is_final}
+        assert len(transport.calls) == 1, f"{len(ids)} jobs cost {len(transport.calls)} commands: {transport.calls}"
+
     def test_cancel_is_idempotent(self):
         backend, transport = self.backend(), RecordingTransport()
         record = self.record(self.submit_job_id, cancel_requested=True)
