@@ -39,10 +39,10 @@ def test_compare_two_real_profiles_and_write_the_winner(tiny_model, tmp_path):
         record = json.loads(vlaunch("status", entry["job"], "--json").stdout)[0]
         assert record["state"] == "CANCELLED" and live_group_members(record["native_id"]) == []
     written = tomllib.loads((tmp_path / "config" / "profiles" / "tiny-best.toml").read_text())
-    assert written["extends"] == "seqs64" and written["server"]["model"] == tiny_model
+    assert written["extends"] == stored["winner"] and written["server"]["model"] == tiny_model
     assert stored["id"] in written["description"]
     shown = json.loads(vlaunch("profiles", "show", "tiny-best", "--json").stdout)["profile"]
-    assert shown["vllm"]["max_num_seqs"] == 64
+    assert shown["vllm"]["max_num_seqs"] == {"seqs4": 4, "seqs64": 64}[stored["winner"]]
 
 
 def test_compare_checks_every_profile_before_launching_any(tmp_path):
