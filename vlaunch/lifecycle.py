@@ -141,8 +141,9 @@ def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus
         return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down", code)
     if signalled:
         return _signalled_status(job, signalled, code)
-    if raw and _marker_cause(raw):
-        return JobStatus(JobState.FAILED, _marker_cause(raw), code)
+    cause = _marker_cause(raw) if raw else None
+    if cause:
+        return JobStatus(JobState.FAILED, cause, code)
     if code is None and raw:
         return JobStatus(JobState.FAILED, f"the job's exit marker is unreadable: {raw[:40]!r}")
     if code is None:
