@@ -288,8 +288,8 @@ def tunnel(name, local_port):
         if by_hand:
             click.echo(f"the same with OpenSSH: {by_hand}")
         click.echo(f"export OPENAI_BASE_URL=http://{host}:{port}/v1")
-        while True:
-            time.sleep(3600)
+        while True:  # short sleeps: Ctrl-C may land on a forward's thread, and only a waking main thread acts on it
+            time.sleep(0.25)
     finally:
         session.transport.close()
 

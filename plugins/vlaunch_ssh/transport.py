@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import posixpath
 import secrets
-import select
 import threading
 import time
 from contextlib import contextmanager
@@ -31,6 +30,18 @@ __all__ = ["SSHTransport"]
 
 # paramiko logs refused forward channels and lost connections at ERROR; vlaunch reports failures itself.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+
+def _drain(recv, into: bytearray) -> None:
+    """Append what ``recv`` gives to ``into`` until the end of the stream (or the channel closes)."""
+    while True:
+        try:
+            data = recv(65536)
+        except TimeoutError:  # the channel's timeout is the reader's deadline step, not an end
+            continue
+        if not data:
+            return
+        into += data
 
 
 def _target(spec: dict) -> SSHTarget:
@@ -103,23 +114,35 @@ class SSHTransport(Transport):
         return code, out.decode(errors="replace"), err.decode(errors="replace")
 
     def _collect(self, channel: paramiko.Channel, timeout: float | None, doing: str) -> tuple[bytes, bytes]:
-        """Read stdout and stderr until the command has exited and the host has sent the end of its output
-        (both drained, so neither can block it). The exit status alone is not the end: the protocol lets a
-        server send it before the last of the output."""
+        """Read stdout here and stderr in a helper thread until the host has ended both and sent the exit
+        status (both drained, so neither can block the command; the protocol lets the status come before
+        the last of the output). Blocking reads, never ``select()``: a channel's ``fileno()`` gives
+        paramiko a pipe that closing the channel races with (see :mod:`.forward`)."""
         deadline = time.monotonic() + timeout if timeout else None
-        out, err = bytearray(), bytearray()
-        while True:
-            while channel.recv_ready():
-                out += channel.recv(65536)
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
-            ended = channel.eof_received or channel.closed
-            if ended and channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                return bytes(out), bytes(err)
-            left = deadline - time.monotonic() if deadline else 1.0
-            if left <= 0:
+
+        def left() -> float:
+            if deadline is None:
+                return 1.0
+            if (remaining := deadline - time.monotonic()) <= 0:
                 raise TransportError(f"ssh {self.label}: {doing} did not finish within {timeout:g} s")
-            select.select([channel], [], [], min(left, 1.0))
+            return min(remaining, 1.0)
+
+        out, err = bytearray(), bytearray()
+        stderr = threading.Thread(target=_drain, args=(channel.recv_stderr, err), daemon=True)
+        stderr.start()
+        while True:
+            channel.settimeout(left())
+            try:
+                data = channel.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            out += data
+        while stderr.is_alive() or not channel.status_event.is_set():
+            stderr.join(left())
+            channel.status_event.wait(left())
+        return bytes(out), bytes(err)
 
     # -- the Transport seam ---------------------------------------------------------------------
     def run(self, argv, *, input=None, timeout=60.0):

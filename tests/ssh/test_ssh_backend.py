@@ -72,7 +72,8 @@ def test_up_status_logs_down_through_one_connection(remote_env, rig):
 
 
 def _tunnel_forwards_until_interrupted(name: str) -> None:
-    """`vlaunch tunnel` keeps the transport's forward open until Ctrl-C, then closes it."""
+    """`vlaunch tunnel` keeps the transport's forward open until Ctrl-C, then closes it: on the first
+    Ctrl-C, within 2 s, even with a connection through it still open."""
     tunnel = subprocess.Popen([str(BIN / "vlaunch"), "tunnel", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:
@@ -81,10 +82,21 @@ def _tunnel_forwards_until_interrupted(name: str) -> None:
             with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
                 assert response.status == 200
             time.sleep(0.5)
+        host, port = url.removeprefix("http://").split(":")
+        in_use = socket.create_connection((host, int(port)), timeout=5)
+        in_use.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # a request still being written
     finally:
+        interrupted = time.monotonic()
         tunnel.send_signal(signal.SIGINT)
         _, err = tunnel.communicate(timeout=30)
+    took = time.monotonic() - interrupted
     assert tunnel.returncode == 130 and "Traceback" not in err
+    assert took < 2, f"the tunnel took {took:.1f} s to stop after Ctrl-C"
+    try:  # the open connection was ended (closed, or reset with its request unread), not left hanging
+        assert in_use.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    in_use.close()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/health", timeout=5)
 

@@ -2,56 +2,66 @@
 
 from __future__ import annotations
 
-import os
+import threading
+import time
 
+import pytest
+from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
+
+from vlaunch.errors import TransportError
 from vlaunch_ssh.transport import SSHTransport
 
 
 class _Channel:
-    """A channel whose host sends the exit status first, then the output in two parts, then EOF."""
+    """What the reader uses of a paramiko channel, over paramiko's own stream buffers."""
 
     def __init__(self):
-        self.events = [("status", 0), ("out", b"first\n"), ("err", b"warning\n"), ("out", b"last\n"), ("eof", None)]
-        self.out, self.err = bytearray(), bytearray()
-        self.eof_received = self.closed = False
-        self.status = None
+        self.out, self.err = BufferedPipe(), BufferedPipe()
+        self.status_event = threading.Event()
+        self.timeout = None
 
-    def fileno(self):
-        self._arrive()  # one message arrives while the reader waits in select
-        if not hasattr(self, "_pipe"):
-            self._pipe = os.pipe()
-            os.write(self._pipe[1], b"x")  # always "readable": select returns at once
-        return self._pipe[0]
-
-    def _arrive(self):
-        if self.events:
-            kind, value = self.events.pop(0)
-            if kind == "status":
-                self.status = value
-            elif kind == "eof":
-                self.eof_received = True
-            else:
-                (self.out if kind == "out" else self.err).extend(value)
-
-    def exit_status_ready(self):
-        return self.status is not None
-
-    def recv_ready(self):
-        return bool(self.out)
-
-    def recv_stderr_ready(self):
-        return bool(self.err)
+    def settimeout(self, timeout):
+        self.timeout = timeout
 
     def recv(self, n):
-        data, self.out[:] = bytes(self.out), b""
-        return data
+        return self._read(self.out, n)
 
     def recv_stderr(self, n):
-        data, self.err[:] = bytes(self.err), b""
-        return data
+        return self._read(self.err, n)
+
+    def _read(self, stream, n):
+        try:
+            return stream.read(n, self.timeout)
+        except PipeTimeout:
+            raise TimeoutError from None
+
+    def send_status_first(self):
+        """The host sends the exit status, then the output in two parts with stderr between, then EOF."""
+        self.status_event.set()
+        for stream, data in ((self.out, b"first\n"), (self.err, b"warning\n"), (self.out, b"last\n")):
+            time.sleep(0.05)
+            stream.feed(data)
+        self.out.close()
+        self.err.close()
+
+
+def _transport() -> SSHTransport:
+    transport = SSHTransport.__new__(SSHTransport)
+    transport.destination = type("Destination", (), {"label": "vl-test"})()
+    return transport
 
 
 def test_output_sent_after_the_exit_status_is_kept():
-    transport = SSHTransport.__new__(SSHTransport)
-    out, err = transport._collect(_Channel(), 5.0, "running ps")
+    channel = _Channel()
+    threading.Thread(target=channel.send_status_first, daemon=True).start()
+    out, err = _transport()._collect(channel, 5.0, "running ps")
     assert (out, err) == (b"first\nlast\n", b"warning\n")
+
+
+def test_a_command_that_never_ends_is_one_clear_line_at_its_deadline():
+    channel, began = _Channel(), time.monotonic()
+    with pytest.raises(TransportError, match=r"^ssh vl-test: running sleep did not finish within 0.3 s$"):
+        _transport()._collect(channel, 0.3, "running sleep")
+    assert time.monotonic() - began < 2
+    channel.out.close()  # as the transport's close of the channel does: the stderr reader ends
+    channel.err.close()
