@@ -85,7 +85,7 @@ def prepare(profile: str, backend: str, overrides: Overrides | None = None, host
     backend_obj = host.backend(backend)
     resolved = resolve_profile(profile, (overrides or Overrides()).layer())
     host.hook.vlaunch_amend_config(profile=resolved.profile, backend=backend)
-    options = validate_options(resolved, backend, backend_obj.options_model)
+    options = validate_options(resolved, backend, backend_obj.options_model, host.backends)
     return Prepared(resolved, backend_obj, options, host)
 
 

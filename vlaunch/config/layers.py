@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,8 +230,15 @@ def resolve_profile(name: str, cli: Layer | None = None, *, project_dir: Path | 
     return Resolved(name, profile, sources)
 
 
-def validate_options(resolved: Resolved, backend: str, options_model: type[BaseModel]) -> BaseModel:
-    """Validate ``[backend.NAME]`` of a resolved profile against the backend's options model."""
+def validate_options(resolved: Resolved, backend: str, options_model: type[BaseModel],
+                     installed: Iterable[str] = ()) -> BaseModel:
+    """Validate ``[backend.NAME]`` of a resolved profile against the backend's options model; a table
+    for a backend that is not ``installed`` (a misspelt name, most often) is refused, not ignored."""
+    installed = {*installed, backend}
+    for name in resolved.profile.backend:
+        if name not in installed:
+            raise ConfigError(f"{resolved.source_of(f'backend.{name}')}: [backend.{name}]: no backend named"
+                              f" {name!r} is installed{_suggest(name, sorted(installed))}")
     table = resolved.profile.backend.get(backend, {})
     try:
         return options_model.model_validate(table)

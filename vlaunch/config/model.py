@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .values import as_text, refuse_control_characters
+from .values import as_text, as_walltime, check_memory, refuse_control_characters
 
 __all__ = ["Section", "VllmSection", "ServerSection", "ResourcesSection", "EnvironmentSection",
            "ReadinessSection", "Profile"]
@@ -97,9 +97,19 @@ class ResourcesSection(Section):
     gpus_per_node: int = Field(1, ge=0, description="GPUs per node; 0 for a CPU build of vLLM. When unset:"
                                " data x tensor x pipeline parallelism over the nodes.")
     cpus_per_node: int | None = Field(None, ge=1, description="CPU cores per node.")
-    memory: str | None = Field(None, pattern=r"^\d+[KMGT]?B?$", description="Memory per node, e.g. \"64G\".")
-    walltime: str | None = Field(None, pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$", description="Time limit, [D-]HH:MM:SS.")
+    memory: str | None = Field(None, description="Memory per node, e.g. \"64G\".")
+    walltime: str | None = Field(None, description="Time limit, [D-]HH:MM:SS or a duration such as 90m or 1h30m.")
     gpu_ids: list[int] | None = Field(None, description="Local backends only: which GPUs (CUDA_VISIBLE_DEVICES).")
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, value: str | None) -> str | None:
+        return value if value is None else as_walltime(value)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        return value if value is None else check_memory(value)
 
 
 class EnvironmentSection(Section):

@@ -17,10 +17,13 @@ import typing
 
 from ..errors import ConfigError
 
-__all__ = ["Given", "refuse_control_characters", "check_one_line", "as_text"]
+__all__ = ["Given", "refuse_control_characters", "check_one_line", "as_text", "as_walltime", "check_memory"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SCALARS = (bool, int, float, datetime.date, datetime.time)
+_CLOCK = re.compile(r"(\d+-)?\d{1,3}:\d{2}:\d{2}")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_MEMORY = re.compile(r"\d+[KMGT]?B?")
 
 
 def refuse_control_characters(where: str, value) -> None:
@@ -88,3 +91,26 @@ def as_text(value, annotation):
     if origin is dict and args == (str, str) and isinstance(value, dict):
         return {k: _toml_spelling(v) if isinstance(v, _SCALARS) else v for k, v in value.items()}
     return value
+
+
+def as_walltime(text: str) -> str:
+    """``[D-]HH:MM:SS`` as given, or from a duration such as ``90m``, ``1h30m`` or ``2d``."""
+    if _CLOCK.fullmatch(text):
+        return text
+    match = _DURATION.fullmatch(text)
+    seconds = 0
+    if text and match:
+        days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        seconds += ((days * 24 + hours) * 60 + minutes) * 60
+    if not seconds:
+        raise ValueError(f"{text!r}: use [D-]HH:MM:SS (01:30:00) or a duration (90m, 1h30m, 2d)")
+    hours, left = divmod(seconds, 3600)
+    days, hours = divmod(hours, 24) if hours > 99 else (0, hours)
+    return f"{f'{days}-' if days else ''}{hours:02d}:{left // 60:02d}:{left % 60:02d}"
+
+
+def check_memory(text: str) -> str:
+    """A memory size as schedulers read it: digits and an optional K, M, G or T (and B)."""
+    if not _MEMORY.fullmatch(text):
+        raise ValueError(f"{text!r}: use a number with an optional unit K, M, G or T, e.g. 64G")
+    return text

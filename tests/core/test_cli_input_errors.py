@@ -1,0 +1,45 @@
+"""Input mistakes through the real CLI: each is one line that names where the value came from and what
+to write instead, never a schema pattern, and nothing is dropped silently."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import assert_one_line_error, vlaunch
+
+RENDER = ["render", "-p", "turbo", "-b", "slurm", "-m", "some/model"]
+
+
+def test_a_misspelt_backend_table_is_refused_with_its_file_and_a_suggestion(isolated):
+    (isolated / "vlaunch.toml").write_text('[backend.slrm]\npartition = "gpu"\n')
+    result = vlaunch(*RENDER)
+    assert_one_line_error(result, f"{isolated / 'vlaunch.toml'}: [backend.slrm]: no backend named 'slrm' is"
+                                  " installed (did you mean 'slurm'?)")
+    (isolated / "vlaunch.toml").write_text('[backend.slurm]\npartition = "gpu"\n')
+    assert "#SBATCH --partition=gpu" in vlaunch(*RENDER).stdout
+
+
+def test_a_misspelt_backend_table_on_the_command_line_is_refused(isolated):
+    result = vlaunch(*RENDER, "--set", "backend.pbss.queue=debug")
+    assert_one_line_error(result, "command line: [backend.pbss]: no backend named 'pbss' is installed"
+                                  " (did you mean 'pbs'?)")
+
+
+@pytest.mark.parametrize(("given", "written"), [("90m", "01:30:00"), ("1h30m", "01:30:00"), ("2d", "48:00:00"),
+                                                ("5d", "5-00:00:00"), ("45s", "00:00:45"), ("04:00:00", "04:00:00"),
+                                                ("1-00:00:30", "1-00:00:30")])
+def test_walltime_as_a_clock_or_a_duration(isolated, given, written):
+    result = vlaunch(*RENDER, "--set", f"resources.walltime={given}")
+    assert result.returncode == 0, result.stderr
+    assert f"#SBATCH --time={written}\n" in result.stdout
+
+
+@pytest.mark.parametrize(("key", "value", "advice"), [
+    ("walltime", "1x", "use [D-]HH:MM:SS (01:30:00) or a duration (90m, 1h30m, 2d)"),
+    ("walltime", "0m", "use [D-]HH:MM:SS (01:30:00) or a duration (90m, 1h30m, 2d)"),
+    ("memory", "lots", "use a number with an optional unit K, M, G or T, e.g. 64G"),
+])
+def test_a_bad_size_or_time_says_what_to_write_not_a_pattern(isolated, key, value, advice):
+    result = vlaunch(*RENDER, "--set", f"resources.{key}={value}")
+    assert_one_line_error(result, f"command line: resources.{key}: '{value}': {advice}")
+    assert "pattern" not in result.stderr
