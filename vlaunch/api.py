@@ -72,7 +72,7 @@ class Prepared:
 
     def job(self, name: str, run_dir: str) -> JobSpec:
         """The job to render or submit."""
-        return JobSpec(name, self.resolved.name, self.profile, self.options, run_dir)
+        return JobSpec(name, self.resolved.name, self.profile, self.options, run_dir, tuple(self.resolved.notes))
 
     def script(self, job: JobSpec) -> str:
         """The rendered job script."""
@@ -98,7 +98,7 @@ def _run_root(prepared: Prepared, transport: Transport) -> str:
     return f"{transport.home()}/.vlaunch/runs"
 
 
-def render(profile: str = "default", backend: str = "local", overrides: Overrides | None = None,
+def render(profile: str = "auto", backend: str = "local", overrides: Overrides | None = None,
            name: str | None = None, run_root: str | None = None) -> str:
     """The exact job script ``up`` would start; nothing is launched. Byte-stable for the same inputs."""
     prepared = prepare(profile, backend, overrides)

@@ -63,6 +63,8 @@ class JobSpec:
     profile: Profile
     options: BaseModel
     run_dir: str
+    #: Why the ``auto`` planning chose what it did: comment lines at the top of the script.
+    notes: tuple[str, ...] = ()
 
     def path(self, leaf: str) -> str:
         """A file in the job's run directory on the target."""
@@ -79,6 +81,16 @@ class Backend(ABC):
     template: ClassVar[str | None] = None
     #: Where the commands this backend needs come from, for "command not found" messages.
     install_hint: ClassVar[str] = ""
+    #: Python modules the backend needs where vlaunch runs, each with how to install it.
+    needs_modules: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def missing_modules(cls) -> list[str]:
+        """The needed modules this Python cannot import, as "MODULE (HOW TO INSTALL)"."""
+        import importlib.util
+
+        return [f"{module} ({how})" for module, how in cls.needs_modules.items()
+                if importlib.util.find_spec(module) is None]
 
     def directives(self, job: JobSpec) -> list[str]:
         """Scheduler directive lines for the top of the script (none by default)."""

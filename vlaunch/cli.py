@@ -16,11 +16,23 @@ from .errors import VlaunchError
 __all__ = ["main", "cli"]
 
 
+def _renamed_profile(ctx, param, name):
+    """``--profile default`` still works, as the seed's baseline, with a line saying it was renamed."""
+    if name == "default":
+        from .config.layers import available_profiles
+
+        if "default" not in available_profiles():
+            click.echo("vlaunch: profile 'default' is now called 'baseline' (the seed's slow baseline); the default"
+                       " profile is 'auto'", err=True)
+    return name
+
+
 def profile_options(func):
     """The options that choose and override a profile (shared by ``up`` and ``render``)."""
     options = [
-        click.option("--profile", "-p", default="default", show_default=True, envvar="VLAUNCH_PROFILE",
-                     shell_complete=completion.profiles, help="Profile name (see `vlaunch profiles`)."),
+        click.option("--profile", "-p", default="auto", show_default=True, envvar="VLAUNCH_PROFILE",
+                     shell_complete=completion.profiles, callback=_renamed_profile,
+                     help="Profile name (see `vlaunch profiles`); auto plans the layout for the model."),
         click.option("--backend", "-b", default="local", show_default=True, envvar="VLAUNCH_BACKEND",
                      shell_complete=completion.backends, help="Where to run (see `vlaunch backends`)."),
         click.option("--model", "-m", help="Model to serve (hub name or path)."),
@@ -28,7 +40,10 @@ def profile_options(func):
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override a setting, e.g. vllm.max_num_seqs=256 (repeatable)."),
         click.option("--vllm-args", default="", metavar="FLAGS", help='Extra vLLM flags as one string, e.g. "--max-num-seqs 256".'),
-        click.option("--host", metavar="HOST", help="Run on this SSH host: short for --backend ssh --set backend.ssh.host=HOST."),
+        click.option("--on", "on", metavar="HOST", help="Run on this SSH host: short for --backend ssh --set"
+                     " backend.ssh.host=HOST."),
+        click.option("--bind", metavar="ADDRESS", help="Address the server listens on (server.host), e.g. 0.0.0.0."),
+        click.option("--host", metavar="HOST", hidden=True, help="Deprecated spelling of --on."),
         click.option("--name", help="Job name (default: PROFILE-xxxxxx)."),
         click.argument("extra", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -37,17 +52,30 @@ def profile_options(func):
     return func
 
 
-def _target(backend, host, model, port, sets, vllm_args, extra):
-    """The backend and :class:`~vlaunch.api.Overrides` of ``up``/``render``; ``--host`` means the ssh
-    backend on that host (with a scheduler backend the user wants ``--via``)."""
+#: Addresses that only make sense as a server's bind address, never as a host to reach.
+_BIND_ONLY = {"0.0.0.0", "::", "[::]"}
+
+
+def _target(backend, on, bind, host, model, port, sets, vllm_args, extra):
+    """The backend and :class:`~vlaunch.api.Overrides` of ``up``/``render``: ``--on HOST`` means the ssh
+    backend on that host (with a scheduler backend the user wants ``--via``); ``--bind`` is server.host.
+    ``--host`` is the old spelling of ``--on``: vLLM users read it as the bind address, so it warns."""
     from .api import Overrides
 
-    if host and backend not in ("local", "ssh"):
-        raise click.UsageError(f"--host runs vLLM directly on a host (backend ssh); to submit to {backend}"
-                               f" through a login node use --via {host}")
+    if host:
+        if host in _BIND_ONLY:
+            raise click.UsageError(f"--host {host} looks like a bind address, but vlaunch's --host was the SSH host"
+                                   f" (now --on HOST); for the address the server listens on use --bind {host}")
+        click.echo(f"vlaunch: --host is deprecated and will be removed: use --on {host} (the SSH host to run"
+                   " on); --bind ADDRESS sets the address the server listens on", err=True)
+        on = on or host
+    if on and backend not in ("local", "ssh"):
+        raise click.UsageError(f"--on runs vLLM directly on a host (backend ssh); to submit to {backend}"
+                               f" through a login node use --via {on}")
     words = shlex.split(vllm_args) + list(extra)
-    sets = list(sets) + ([f"backend.ssh.host={json.dumps(host)}"] if host else [])
-    return ("ssh" if host else backend), Overrides(sets=sets, model=model, port=port, vllm_args=words)
+    sets = list(sets) + ([f"backend.ssh.host={json.dumps(on)}"] if on else [])
+    sets += [f"server.host={json.dumps(bind)}"] if bind else []
+    return ("ssh" if on else backend), Overrides(sets=sets, model=model, port=port, vllm_args=words)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,8 +92,8 @@ def cli():
 @click.option("--keep-on-failure", is_flag=True, help="Keep the job running when waiting fails.")
 @click.option("--no-check-flags", is_flag=True, help="Skip checking the flags with the vLLM installed here.")
 @click.option("--json", "json_", is_flag=True, help="Print the job record as JSON.")
-def up(profile, backend, model, port, sets, vllm_args, host, name, extra, via, wait, timeout, keep_on_failure,
-       no_check_flags, json_):
+def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, via, wait, timeout,
+       keep_on_failure, no_check_flags, json_):
     """Start a vLLM server and wait until it is ready; print its endpoint.
 
     Extra vLLM flags may follow `--`, e.g. `vlaunch up -p turbo -- --max-num-seqs 256`.
@@ -73,7 +101,7 @@ def up(profile, backend, model, port, sets, vllm_args, host, name, extra, via, w
     from . import api
 
     progress = None if json_ else _Progress()
-    backend, overrides = _target(backend, host, model, port, sets, vllm_args, extra)
+    backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
     record = api.up(profile, backend, overrides, name=name, via=via,
                     wait=wait, timeout=timeout, check_flags=not no_check_flags, keep_on_failure=keep_on_failure,
                     progress=progress)
@@ -128,11 +156,11 @@ class _Progress:
 @cli.command()
 @profile_options
 @click.option("--run-root", help="Directory for job files in the rendered paths.")
-def render(profile, backend, model, port, sets, vllm_args, host, name, extra, run_root):
+def render(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, run_root):
     """Print the exact job script `up` would start; nothing is launched."""
     from . import api
 
-    backend, overrides = _target(backend, host, model, port, sets, vllm_args, extra)
+    backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
     text = api.render(profile, backend, overrides, name=name, run_root=run_root)
     click.echo(text, nl=False)
 
@@ -362,14 +390,17 @@ def backends(json_):
     if json_:
         click.echo(json.dumps({
             "backends": [{"name": i.name, "distribution": i.distribution, "version": i.version,
-                          "description": i.cls.description, "options": i.cls.options_model.model_json_schema()}
+                          "description": i.cls.description, "options": i.cls.options_model.model_json_schema(),
+                          "missing": i.cls.missing_modules()}
                          for i in infos],
             "failed": [{"entry_point": f.name, "distribution": f.distribution, "error": f.error}
                        for f in host.failures]}, indent=2))
         return
     for info in infos:
         fields = ", ".join(info.cls.options_model.model_fields) or "no options"
-        click.echo(f"{info.name:<8} {info.distribution} {info.version}  {info.cls.description}  [{fields}]")
+        missing = info.cls.missing_modules()
+        unusable = f"  UNUSABLE here, needs: {', '.join(missing)}" if missing else ""
+        click.echo(f"{info.name:<8} {info.distribution} {info.version}  {info.cls.description}  [{fields}]{unusable}")
     for failure in host.failures:
         click.echo(f"failed to load plugin {failure.name!r} from {failure.distribution}: {failure.error}", err=True)
 

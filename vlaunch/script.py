@@ -58,6 +58,7 @@ def _block(blocks: dict[str, str], name: str) -> str:
 def _header(job: JobSpec, backend: Backend) -> str:
     return "\n".join([
         f"# vlaunch job {shell.quote(job.name)}: profile {shell.quote(job.profile_name)}, backend {backend.name}",
+        *(f"# {note}" for note in job.notes),
         f"{RUN_DIR_VAR}={shell.quote(job.run_dir)}",
         f'cd -- "${RUN_DIR_VAR}" || exit 1',
         # A requeued job runs again in the same directory: the last run's markers would end it at once.

@@ -8,8 +8,9 @@ local jobs never load it.
 from __future__ import annotations
 
 from vlaunch import hookimpl
+from vlaunch.errors import TransportError
 
-from .backend import SSHBackend, SSHOptions, SSHTarget
+from .backend import PARAMIKO_HINT, SSHBackend, SSHOptions, SSHTarget
 
 __all__ = ["SSHBackend", "SSHOptions", "SSHTarget"]
 
@@ -25,6 +26,8 @@ def vlaunch_make_transport(spec):
     """Connect an SSH transport for ``{"kind": "ssh", "host": ...}`` specs."""
     if spec.get("kind") != "ssh":
         return None
+    if SSHBackend.missing_modules():
+        raise TransportError(f"ssh to {spec.get('host')} needs paramiko, which this Python lacks: {PARAMIKO_HINT}")
     from .transport import SSHTransport
 
     return SSHTransport(spec)

@@ -66,12 +66,17 @@ def preflight_script(setup: list[str], command: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: How to get paramiko, which the SSH transport needs (a plain ``pip install vlaunch`` leaves it out).
+PARAMIKO_HINT = "pip install 'vlaunch[ssh]'"
+
+
 class SSHBackend(ProcessBackend):
     """Runs the job script detached on the SSH host; ``down`` stops its whole process group there."""
 
     name = "ssh"
     description = "vLLM on a machine reached over SSH (a GPU workstation, a cloud VM), detached"
     options_model = SSHOptions
+    needs_modules = {"paramiko": PARAMIKO_HINT}
 
     def transport_spec(self, options: SSHOptions) -> dict:
         """The SSH transport spec for these options (the core connects with it)."""

@@ -43,3 +43,25 @@ def test_a_bad_size_or_time_says_what_to_write_not_a_pattern(isolated, key, valu
     result = vlaunch(*RENDER, "--set", f"resources.{key}={value}")
     assert_one_line_error(result, f"command line: resources.{key}: '{value}': {advice}")
     assert "pattern" not in result.stderr
+
+
+@pytest.fixture
+def without_paramiko(tmp_path):
+    """Environment for a Python where ``import paramiko`` fails, as after ``pip install vlaunch`` (no extra)."""
+    site = tmp_path / "no-paramiko"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text('import sys\nsys.modules["paramiko"] = None\n')
+    return {"PYTHONPATH": str(site)}
+
+
+def test_without_paramiko_ssh_is_unusable_and_up_says_what_to_install(isolated, without_paramiko):
+    listing = vlaunch("backends", env=without_paramiko)
+    assert listing.returncode == 0, listing.stderr
+    ssh_line = next(line for line in listing.stdout.splitlines() if line.startswith("ssh "))
+    assert ssh_line.endswith("UNUSABLE here, needs: paramiko (pip install 'vlaunch[ssh]')")
+    local_line = next(line for line in listing.stdout.splitlines() if line.startswith("local "))
+    assert "UNUSABLE" not in local_line
+    result = vlaunch("up", "-p", "cpu-tiny", "--on", "gpubox", "-m", "m", "--no-check-flags", env=without_paramiko)
+    assert_one_line_error(result, "ssh to gpubox needs paramiko, which this Python lacks: pip install 'vlaunch[ssh]'")
+    assert result.returncode != 70
+    assert vlaunch("status", "--json", env=without_paramiko).stdout.strip() in ("[]", "")

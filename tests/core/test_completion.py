@@ -34,5 +34,5 @@ def test_job_names_for_every_command_that_takes_one(two_jobs):
 
 
 def test_bench_compare_completes_profiles(two_jobs):
-    assert complete("vlaunch bench --compare def") == ["default"]
-    assert complete("vlaunch bench def") == []  # without --compare, bench takes jobs
+    assert complete("vlaunch bench --compare bas") == ["baseline"]
+    assert complete("vlaunch bench bas") == []  # without --compare, bench takes jobs

@@ -34,12 +34,57 @@ def test_turbo_flags():
     assert words[:3] == ["vllm", "serve", "Qwen/Qwen3-VL-2B-Instruct"]
 
 
-def test_default_flags():
-    words = vllm_line(render("--profile", "default", "--model", "m", "--name", "d"))
+def test_baseline_flags():
+    words = vllm_line(render("--profile", "baseline", "--model", "m", "--name", "d"))
     assert " ".join(words).endswith(f"--tensor-parallel-size 4 --enforce-eager --config {RUN_ROOT}/d/api_key.yaml")
 
 
-@pytest.mark.parametrize("profile", ["default", "turbo", "cpu-tiny"])
+def test_default_is_the_old_name_of_baseline_with_a_line_saying_so():
+    result = vlaunch("render", "--run-root", RUN_ROOT, "--profile", "default", "--model", "m", "--name", "d")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("vlaunch: profile 'default' is now called 'baseline' (the seed's slow baseline); the"
+                             " default profile is 'auto'\n")
+    assert vllm_line(result.stdout) == vllm_line(render("--profile", "baseline", "--model", "m", "--name", "d"))
+
+
+def model_folder(tmp_path, fixture: str):
+    """A model folder holding one of the tuning tests' recorded config.json files."""
+    folder = tmp_path / fixture
+    folder.mkdir()
+    (folder / "config.json").write_text((REPO / "tests/tuning/fixtures/configs" / f"{fixture}.json").read_text())
+    return str(folder)
+
+
+def test_no_profile_plans_data_parallelism_for_a_model_that_fits_one_gpu(tmp_path):
+    script = render("--model", model_folder(tmp_path, "qwen3-1.7b"), "--name", "a")
+    words = vllm_line(script)
+    assert "--data-parallel-size 4" in " ".join(words)
+    assert "--enforce-eager" not in words and "--tensor-parallel-size" not in words
+    assert "--max-num-seqs 512 --max-num-batched-tokens 2048" in " ".join(words)  # as `vlaunch plan` says
+    notes = [line for line in script.splitlines() if line.startswith("# auto: ")]
+    assert notes[0] == "# auto: vlaunch plan for 1 x 4 GPUs of 80 GiB (plan.gpu_memory), 512 in / 256 out:"
+    assert "# auto: => tensor_parallel_size 1, data_parallel_size 4 (4 independent replicas on 4 GPUs)" in notes
+    assert any(n.startswith("# auto: max_num_seqs: ") for n in notes) and notes[-1].endswith("CUDA graphs on"
+                                                                                            " (vllm.enforce_eager false)")
+
+
+def test_auto_splits_a_model_only_where_it_must_and_keeps_what_a_layer_sets(tmp_path):
+    model = model_folder(tmp_path, "llama-3.1-70b")
+    words = " ".join(vllm_line(render("--model", model, "--name", "a")))
+    assert "--tensor-parallel-size 4 --max-num-seqs" in words  # 131 GiB of weights: TP 2 leaves too little KV cache
+    script = render("--model", model, "--name", "a", "--set", "vllm.max_num_seqs=64", "--set", "plan.gpu_memory=141")
+    assert "--tensor-parallel-size 2 --data-parallel-size 2 --max-num-seqs 64 " in " ".join(vllm_line(script))
+    assert "# auto: vllm.max_num_seqs = 64 as set by command line" in script.splitlines()
+
+
+def test_auto_without_a_readable_config_says_what_it_fell_back_to():
+    script = render("--model", "org/not-in-any-cache", "--name", "a")
+    assert "--data-parallel-size 4" in " ".join(vllm_line(script))
+    assert ("# auto: cannot read the config.json of org/not-in-any-cache here (`vlaunch plan -m MODEL` says why), so"
+            " no memory math: tensor_parallel_size 1 x data_parallel_size 4") in script
+
+
+@pytest.mark.parametrize("profile", ["auto", "baseline", "turbo", "cpu-tiny"])
 def test_golden_and_byte_stable(profile):
     first = render("--profile", profile, "--model", "org/model", "--name", f"{profile}-golden")
     assert render("--profile", profile, "--model", "org/model", "--name", f"{profile}-golden") == first
@@ -102,11 +147,24 @@ def test_missing_model_only_matters_for_up_and_render():
     assert_one_line_error(result, "no model")
 
 
-def test_host_means_the_ssh_backend_and_points_schedulers_to_via():
-    script = render("--profile", "cpu-tiny", "--model", "m", "--host", "gpubox")
+def test_on_means_the_ssh_backend_and_points_schedulers_to_via():
+    script = render("--profile", "cpu-tiny", "--model", "m", "--on", "gpubox")
     assert "backend ssh" in script.splitlines()[1]
-    result = vlaunch("render", "--profile", "cpu-tiny", "--model", "m", "--host", "gpubox", "--backend", "slurm")
-    assert_one_line_error(result, "--host runs vLLM directly on a host", "use --via gpubox")
+    result = vlaunch("render", "--profile", "cpu-tiny", "--model", "m", "--on", "gpubox", "--backend", "slurm")
+    assert_one_line_error(result, "--on runs vLLM directly on a host", "use --via gpubox")
+
+
+def test_bind_sets_the_servers_address():
+    script = render("--profile", "cpu-tiny", "--model", "m", "--bind", "0.0.0.0")
+    assert "backend local" in script.splitlines()[1] and " --host 0.0.0.0 " in script
+
+
+def test_host_still_means_on_with_a_deprecation_line_but_never_a_bind_address():
+    old = vlaunch("render", "--profile", "cpu-tiny", "--model", "m", "--host", "gpubox")
+    assert old.returncode == 0 and "backend ssh" in old.stdout.splitlines()[1]
+    assert old.stderr.startswith("vlaunch: --host is deprecated and will be removed: use --on gpubox")
+    result = vlaunch("render", "--profile", "cpu-tiny", "--model", "m", "--host", "0.0.0.0")
+    assert_one_line_error(result, "--host 0.0.0.0 looks like a bind address", "use --bind 0.0.0.0")
 
 
 def test_usage_errors_are_one_line():

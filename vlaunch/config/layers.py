@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 from ..paths import config_dir, packaged_profiles
+from .auto import plan_layout
 from .flags import fold_flag_words, option_words
 from .model import Profile
 from .values import Given, check_one_line
@@ -29,10 +30,12 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["Layer", "Resolved", "available_profiles", "read_toml", "parse_value", "cli_layer",
-           "resolve_profile", "validate_options", "PROJECT_FILE"]
+           "resolve_profile", "validate_options", "PROJECT_FILE", "PROFILE_ALIASES"]
 
 PROJECT_FILE = "vlaunch.toml"
 _EXTRA = "extra_args"
+#: Old profile names that still work: ``default`` was the seed's baseline before ``auto`` became the default.
+PROFILE_ALIASES = {"default": "baseline"}
 
 
 @dataclass
@@ -45,11 +48,13 @@ class Layer:
 
 @dataclass
 class Resolved:
-    """A validated profile plus, for every leaf setting, the layer that set it."""
+    """A validated profile plus, for every leaf setting, the layer that set it, and the reasons for what
+    the ``auto`` planning chose (comment lines of the rendered script)."""
 
     name: str
     profile: Profile
     sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def source_of(self, path: str) -> str:
         """The layer that set ``path`` (or a value inside it: the last layer that did) or its nearest
@@ -98,6 +103,8 @@ def _profile_chain(name: str, profiles: dict[str, Path]) -> list[Layer]:
     seen: list[str] = []
     while name:
         check_one_line("profile name", name)
+        if name not in profiles:
+            name = PROFILE_ALIASES.get(name, name)
         if name in seen:
             raise ConfigError(f"profile {name!r} extends itself: {' -> '.join(seen + [name])}")
         if name not in profiles:
@@ -223,11 +230,12 @@ def resolve_profile(name: str, cli: Layer | None = None, *, project_dir: Path | 
     if isinstance(vllm, dict) and isinstance(vllm.get(_EXTRA), dict):
         vllm[_EXTRA] = [w for flag, values in vllm[_EXTRA].items() for w in _flag_words(flag, values)]
     merged.pop("extends", None)
+    notes = plan_layout(merged, sources)
     try:
         profile = Profile.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, Profile, sources, whole=f"profile {name}")) from None
-    return Resolved(name, profile, sources)
+    return Resolved(name, profile, sources, notes)
 
 
 def validate_options(resolved: Resolved, backend: str, options_model: type[BaseModel],

