@@ -89,8 +89,9 @@ def prepare(profile: str, backend: str, overrides: Overrides | None = None, host
     return Prepared(resolved, backend_obj, options, host)
 
 
-def _run_root(prepared: Prepared, transport: Transport) -> str:
-    root = prepared.profile.run_root
+def _run_root(root: str | None, transport: Transport) -> str:
+    """The directory on the target that holds job directories: ``root`` (``~/`` is the target's home) or
+    the transport's default."""
     if root:
         return root if not root.startswith("~/") else f"{transport.home()}/{root[2:]}"
     if transport.kind == "local":
@@ -98,15 +99,31 @@ def _run_root(prepared: Prepared, transport: Transport) -> str:
     return f"{transport.home()}/.vlaunch/runs"
 
 
+def _run_dir(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
 def render(profile: str = "auto", backend: str = "local", overrides: Overrides | None = None,
-           name: str | None = None, run_root: str | None = None) -> str:
-    """The exact job script ``up`` would start; nothing is launched. Byte-stable for the same inputs."""
+           name: str | None = None, run_root: str | None = None, via: str | None = None) -> str:
+    """The exact job script ``up`` submits for the same arguments and ``name`` (``up``'s default name adds
+    a random suffix to the profile's); nothing is launched. Byte-stable for the same inputs.
+
+    The run directory is computed as ``up`` computes it; where it lies under a remote target's home
+    (no absolute ``run_root``), render asks the target for its home, as ``up`` would.
+    """
     prepared = prepare(profile, backend, overrides)
+    spec = prepared.transport_spec(via)
     name = _check_name(name or _name_prefix(profile))
     if run_root:
         check_one_line("--run-root", run_root)
-    root = run_root or prepared.profile.run_root or str(state_dir() / "runs")
-    return prepared.script(prepared.job(name, f"{root.rstrip('/')}/{name}"))
+    root = run_root or prepared.profile.run_root
+    if not root or root.startswith("~/"):
+        transport = make_transport(prepared.host, spec)
+        try:
+            root = _run_root(root, transport)
+        finally:
+            transport.close()
+    return prepared.script(prepared.job(name, _run_dir(root, name)))
 
 
 def _name_prefix(profile: str) -> str:
@@ -167,7 +184,7 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
 
 
 def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str) -> JobSession:
-    job = prepared.job(name, f"{_run_root(prepared, transport)}/{name}")
+    job = prepared.job(name, _run_dir(_run_root(prepared.profile.run_root, transport), name))
     script = prepared.script(job)
     if any(transport.read_file(job.path(leaf)) is not None for leaf in ("rendezvous.json", EXIT_MARKER, SIGNAL_MARKER)):
         raise SubmitError(f"{job.run_dir} holds the files of an earlier job named {name} (they would mislead"

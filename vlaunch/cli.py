@@ -44,7 +44,7 @@ def profile_options(func):
                      " backend.ssh.host=HOST."),
         click.option("--bind", metavar="ADDRESS", help="Address the server listens on (server.host), e.g. 0.0.0.0."),
         click.option("--host", metavar="HOST", hidden=True, help="Deprecated spelling of --on."),
-        click.option("--name", help="Job name (default: PROFILE-xxxxxx)."),
+        click.option("--name", help="Job name (up: PROFILE-xxxxxx, a random suffix; render: PROFILE)."),
         click.argument("extra", nargs=-1, type=click.UNPROCESSED),
     ]
     for option in reversed(options):
@@ -156,12 +156,17 @@ class _Progress:
 @cli.command()
 @profile_options
 @click.option("--run-root", help="Directory for job files in the rendered paths.")
-def render(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, run_root):
-    """Print the exact job script `up` would start; nothing is launched."""
+@click.option("--via", metavar="HOST", help="As for up: the job is submitted through this SSH host.")
+def render(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, run_root, via):
+    """Print the exact job script `up` would submit; nothing is launched.
+
+    With the same options and --name it is byte for byte what `up` writes (up's default name is
+    PROFILE-xxxxxx, render's PROFILE). A run directory under a remote home asks that host for it.
+    """
     from . import api
 
     backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
-    text = api.render(profile, backend, overrides, name=name, run_root=run_root)
+    text = api.render(profile, backend, overrides, name=name, run_root=run_root, via=via)
     click.echo(text, nl=False)
 
 
@@ -322,6 +327,17 @@ def tunnel(name, local_port):
         session.transport.close()
 
 
+def _interruptible() -> None:
+    """Ctrl-C stops every command cleanly (``up`` cancels its job, ``tunnel`` closes its forward), even when
+    vlaunch starts with SIGINT ignored, as a background job of a script does: Python then installs no
+    handler of its own, and ``tunnel`` never stopped."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--json", "json_", is_flag=True, help="Print as JSON.")
 @click.pass_context
@@ -441,6 +457,7 @@ _add_tuning_wing()
 
 def main(argv=None):
     """Entry point: run the CLI, turning every vlaunch error into one line and a non-zero exit."""
+    _interruptible()
     try:
         cli.main(args=argv, prog_name="vlaunch", standalone_mode=False)
     except click.exceptions.Abort:

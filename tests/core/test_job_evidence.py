@@ -150,7 +150,8 @@ def test_a_job_whose_processes_vanished_without_a_marker_is_lost_not_failed(isol
 def test_ctrl_c_during_up_cancels_and_says_so(isolated):
     process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "vlaunch"), "up", *FAKE, "--name", "ci"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "FAKE_HEALTH_DELAY": "60"})
+                               env={**os.environ, "FAKE_HEALTH_DELAY": "60"},  # and SIGINT ignored, as in a script's
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # background job
     assert wait_for(lambda: (isolated / "state" / "runs" / "ci" / "rendezvous.json").exists(), 30)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)

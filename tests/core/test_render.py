@@ -160,7 +160,7 @@ def test_bind_sets_the_servers_address():
 
 
 def test_host_still_means_on_with_a_deprecation_line_but_never_a_bind_address():
-    old = vlaunch("render", "--profile", "cpu-tiny", "--model", "m", "--host", "gpubox")
+    old = vlaunch("render", "--run-root", RUN_ROOT, "--profile", "cpu-tiny", "--model", "m", "--host", "gpubox")
     assert old.returncode == 0 and "backend ssh" in old.stdout.splitlines()[1]
     assert old.stderr.startswith("vlaunch: --host is deprecated and will be removed: use --on gpubox")
     result = vlaunch("render", "--profile", "cpu-tiny", "--model", "m", "--host", "0.0.0.0")

@@ -46,7 +46,7 @@ def test_golden_and_byte_stable(golden, args):
     assert first == path.read_text(), f"render drifted from {path} (VLAUNCH_UPDATE_GOLDEN=1 rewrites it)"
 
 
-@pytest.mark.parametrize("profile", ["turbo", "balanced", "large", "lowlat", "default", "cpu-tiny"])
+@pytest.mark.parametrize("profile", ["turbo", "balanced", "large", "lowlat", "baseline", "auto", "cpu-tiny"])
 def test_same_vllm_command_as_the_local_backend(profile):
     args = ["--profile", profile, "--model", MODEL, "--name", "same"]
     assert vllm_line(render(*args)) == vllm_line(render(*args, backend="local"))

@@ -50,7 +50,7 @@ def test_golden_and_byte_stable(case):
     assert first == golden.read_text(), f"render drifted from {golden} (VLAUNCH_UPDATE_GOLDEN=1 rewrites it)"
 
 
-@pytest.mark.parametrize("profile", ["cpu-tiny", "turbo", "default", "balanced"])
+@pytest.mark.parametrize("profile", ["cpu-tiny", "turbo", "baseline", "auto", "balanced"])
 def test_same_vllm_command_as_local(profile):
     args = ["--profile", profile, "--name", "same"]
     assert launch_lines(render(*args)) == launch_lines(render(*args, backend="local"))
@@ -106,7 +106,7 @@ def test_multinode_head_and_followers(nodes, per_node):
 
 
 def test_tensor_parallel_larger_than_a_node_is_refused():
-    result = vlaunch("render", "--backend", "slurm", "--profile", "default", "--model", "m",
+    result = vlaunch("render", "--backend", "slurm", "--profile", "baseline", "--model", "m",
                      "--set", "resources.nodes=2", "--set", "vllm.tensor_parallel_size=8")
     assert_one_line_error(result, "one model replica needs 8 GPUs", "a node has 4")
 

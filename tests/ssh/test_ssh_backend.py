@@ -4,6 +4,7 @@ and the fast fake server: the whole lifecycle, hostile strings, and every kind o
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import socket
@@ -73,9 +74,11 @@ def test_up_status_logs_down_through_one_connection(remote_env, rig):
 
 def _tunnel_forwards_until_interrupted(name: str) -> None:
     """`vlaunch tunnel` keeps the transport's forward open until Ctrl-C, then closes it: on the first
-    Ctrl-C, within 2 s, even with a connection through it still open."""
+    Ctrl-C, within 2 s, even with a connection through it still open, and even when it was started with
+    SIGINT ignored (as a background job of a script is; Python then installs no Ctrl-C handler)."""
     tunnel = subprocess.Popen([str(BIN / "vlaunch"), "tunnel", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         url = tunnel.stdout.readline().split()[1]  # "forwarding http://127.0.0.1:PORT -> ..."
         for _ in range(3):
@@ -88,7 +91,11 @@ def _tunnel_forwards_until_interrupted(name: str) -> None:
     finally:
         interrupted = time.monotonic()
         tunnel.send_signal(signal.SIGINT)
-        _, err = tunnel.communicate(timeout=30)
+        try:
+            _, err = tunnel.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            tunnel.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is stuck
+            pytest.fail(f"the tunnel did not stop within 30 s of Ctrl-C:\n{tunnel.communicate(timeout=30)[1]}")
     took = time.monotonic() - interrupted
     assert tunnel.returncode == 130 and "Traceback" not in err
     assert took < 2, f"the tunnel took {took:.1f} s to stop after Ctrl-C"

@@ -95,8 +95,10 @@ def test_ssh_backend_without_host_or_with_via_is_refused(isolated):
 
 
 def test_render_and_status_do_not_load_paramiko(isolated):
+    # With an absolute run root render needs nothing of the host (without one it asks the host for its home).
     code = ("import sys; from vlaunch.cli import main; "
-            "main(['render', '-p', 'cpu-tiny', '-b', 'ssh', '--model', 'm']); main(['status']); "
+            "main(['render', '-p', 'cpu-tiny', '--on', 'gpubox', '--model', 'm', '--run-root', '/scratch/runs']);"
+            " main(['status']); "
             "print('paramiko loaded:', 'paramiko' in sys.modules, file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
