@@ -45,6 +45,16 @@ def test_a_bad_size_or_time_says_what_to_write_not_a_pattern(isolated, key, valu
     assert "pattern" not in result.stderr
 
 
+def test_a_misspelt_extends_names_the_profile_file_that_says_it(isolated):
+    profiles = isolated / "config" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "mine.toml").write_text('extends = "turbbo"\n')
+    result = vlaunch("render", "-p", "mine", "-m", "m")
+    assert_one_line_error(result, f"{profiles / 'mine.toml'}: extends: unknown profile 'turbbo' (did you mean"
+                                  " 'turbo'?); available: ")
+    assert_one_line_error(vlaunch("render", "-p", "turbbo", "-m", "m"), "error: unknown profile 'turbbo'")
+
+
 @pytest.fixture
 def without_paramiko(tmp_path):
     """Environment for a Python where ``import paramiko`` fails, as after ``pip install vlaunch`` (no extra)."""

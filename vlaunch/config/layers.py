@@ -108,8 +108,9 @@ def _profile_chain(name: str, profiles: dict[str, Path]) -> list[Layer]:
         if name in seen:
             raise ConfigError(f"profile {name!r} extends itself: {' -> '.join(seen + [name])}")
         if name not in profiles:
-            hint = _suggest(name, profiles)
-            raise ConfigError(f"unknown profile {name!r}{hint}; available: {', '.join(profiles) or 'none'}")
+            where = f"{profiles[seen[-1]]}: extends: " if seen else ""
+            raise ConfigError(f"{where}unknown profile {name!r}{_suggest(name, profiles)}; available:"
+                              f" {', '.join(profiles) or 'none'}")
         seen.append(name)
         data = read_toml(profiles[name])
         chain.append(Layer(str(profiles[name]), data))
