@@ -121,14 +121,25 @@ def _print_ready(record):
 
     click.echo(f"job {record.name} is ready: {record.endpoint}/v1 (model {record.served_model_name!r})")
     click.echo(f"log: {record.log_path}")
-    key = Registry().root / f"{record.name}.key"
-    line = f"export OPENAI_BASE_URL={record.endpoint}/v1"
-    if key.exists():
-        line += f' OPENAI_API_KEY="$(cat {shlex.quote(str(key))})"'
     if record.transport.get("kind") != "local":
         click.echo(f"the server listens on {record.endpoint} as {record.transport.get('host')} sees it;"
                    f" reach it from here with: vlaunch tunnel {shlex.quote(record.name)}")
-    click.echo(line)
+    click.echo(_client_exports(record))
+    payload = json.dumps({"model": record.served_model_name, "prompt": "Hello", "max_tokens": 32})
+    auth = ' -H "Authorization: Bearer $OPENAI_API_KEY"' if Registry().key(record.name) else ""
+    click.echo(f'try it: curl -s "$OPENAI_BASE_URL/completions"{auth} -H "Content-Type: application/json"'
+               f" -d {shlex.quote(payload)}")
+
+
+def _client_exports(record) -> str:
+    """``export OPENAI_BASE_URL=... OPENAI_API_KEY=...`` for a job (the key read from its private file)."""
+    from .registry import Registry
+
+    key = Registry().root / f"{record.name}.key"
+    line = f"export OPENAI_BASE_URL={shlex.quote(record.endpoint + '/v1')}"
+    if key.exists():
+        line += f' OPENAI_API_KEY="$(cat {shlex.quote(str(key))})"'
+    return line
 
 
 class _Progress:
@@ -260,15 +271,34 @@ def ls_(ctx, json_):
 
 
 @cli.command()
-@click.argument("names", nargs=-1, required=True, shell_complete=completion.jobs)
+@click.argument("names", nargs=-1, shell_complete=completion.jobs)
+@click.option("--all", "all_", is_flag=True, help="Every job that has not ended.")
 @click.option("--forget", is_flag=True, help="Also remove the job's record.")
-def down(names, forget):
+def down(names, all_, forget):
     """Stop jobs and confirm they are gone."""
     from . import api
+    from .registry import Registry
 
+    if bool(names) == all_:
+        raise click.UsageError("name the jobs to stop, or give --all (not both)")
+    if all_:
+        records, _ = Registry().all()
+        names = [r.name for r in records if not r.state.is_final]
+        if not names:
+            click.echo("no running or queued jobs")
+    failed = []
     for name in names:
-        record = api.down(name, forget_job=forget)
+        try:
+            record = api.down(name, forget_job=forget)
+        except VlaunchError as exc:
+            if len(names) == 1:
+                raise
+            click.echo(f"error: job {name}: {exc}", err=True)
+            failed.append(name)
+            continue
         click.echo(f"job {name}: {record.state.value}" + (f" ({record.reason})" if record.reason else ""))
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()
@@ -289,14 +319,34 @@ def forget(name, force):
 @cli.command()
 @click.argument("name", shell_complete=completion.jobs)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
-def logs(name, follow):
+@click.option("--lines", "-n", type=click.IntRange(min=0), help="Start with only the last N lines.")
+def logs(name, follow, lines):
     """Print a job's server log."""
     from . import api
 
     out = click.get_binary_stream("stdout")
-    for chunk in api.logs(name, follow=follow):
+    chunks = api.logs(name, follow=follow)
+    if lines is not None:
+        first = next(chunks, b"")
+        out.write(b"".join(first.splitlines(keepends=True)[-lines:]) if lines else b"")
+    for chunk in chunks:
         out.write(chunk)
         out.flush()
+
+
+@cli.command("env")
+@click.argument("name", shell_complete=completion.jobs)
+def env_(name):
+    """Print the shell exports that point OpenAI clients at a ready job: eval "$(vlaunch env NAME)"."""
+    from .registry import Registry
+
+    record = Registry().get(name)
+    if not record.endpoint or record.state.is_final:
+        raise VlaunchError(f"job {name} has no endpoint to point clients at (state {record.state.value})")
+    if record.transport.get("kind") != "local":
+        click.echo(f"vlaunch: {record.endpoint} is the address as {record.transport.get('host')} sees it; from here"
+                   f" `vlaunch tunnel {shlex.quote(name)}` prints a local one", err=True)
+    click.echo(_client_exports(record))
 
 
 @cli.command()
