@@ -7,12 +7,26 @@ Public API for plugins: :data:`hookimpl`, :class:`Backend`, :class:`ProcessBacke
 
 from __future__ import annotations
 
-from .backend import Backend, BackendOptions, BatchBackend, JobSpec, ProcessBackend
-from .plugins import hookimpl
-from .states import JobState, JobStatus
-from .transport import CommandResult, Transport
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "hookimpl", "Backend", "BackendOptions", "BatchBackend", "ProcessBackend", "JobSpec",
-           "JobState", "JobStatus", "Transport", "CommandResult"]
+# Loaded on first use (PEP 562), so `vlaunch --help`, completion and `status` do not pay for pydantic
+# and pluggy before they need them.
+_LAZY = {"Backend": "backend", "BackendOptions": "backend", "BatchBackend": "backend", "ProcessBackend": "backend",
+         "JobSpec": "backend", "hookimpl": "plugins", "JobState": "states", "JobStatus": "states",
+         "Transport": "transport", "CommandResult": "transport"}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'vlaunch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -19,7 +19,7 @@ __all__ = ["main", "cli"]
 def _renamed_profile(ctx, param, name):
     """``--profile default`` still works, as the seed's baseline, with a line saying it was renamed."""
     if name == "default":
-        from .config.layers import available_profiles
+        from .paths import available_profiles
 
         if "default" not in available_profiles():
             click.echo("vlaunch: profile 'default' is now called 'baseline' (the seed's slow baseline); the default"

@@ -7,7 +7,7 @@ __all__ = ["profiles", "jobs", "backends", "jobs_or_profiles"]
 
 def profiles(ctx, param, incomplete: str) -> list[str]:
     """Profile names (shipped and user) that start with ``incomplete``."""
-    from .config.layers import available_profiles
+    from .paths import available_profiles
 
     return [name for name in available_profiles() if name.startswith(incomplete)]
 

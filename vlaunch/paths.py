@@ -6,7 +6,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["config_dir", "state_dir", "packaged_profiles"]
+__all__ = ["config_dir", "state_dir", "packaged_profiles", "available_profiles"]
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -32,3 +32,12 @@ def packaged_profiles() -> Path:
     if shipped.is_dir():
         return shipped
     return Path(__file__).resolve().parent.parent / "configs"
+
+
+def available_profiles() -> dict[str, Path]:
+    """Profile names to files; a user profile (config dir ``profiles/``) hides a packaged one."""
+    found: dict[str, Path] = {}
+    for folder in (packaged_profiles(), config_dir() / "profiles"):
+        if folder.is_dir():
+            found.update({p.stem: p for p in sorted(folder.glob("*.toml"))})
+    return dict(sorted(found.items()))

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from ..paths import config_dir, packaged_profiles
+from ..paths import available_profiles, config_dir
 from .auto import plan_layout
 from .flags import fold_flag_words, option_words
 from .model import Profile
@@ -67,15 +67,6 @@ class Resolved:
                 return self.sources[path]
             path = path.rpartition(".")[0]
         return "default"
-
-
-def available_profiles() -> dict[str, Path]:
-    """Profile names to files; a user profile (config dir ``profiles/``) hides a packaged one."""
-    found: dict[str, Path] = {}
-    for folder in (packaged_profiles(), config_dir() / "profiles"):
-        if folder.is_dir():
-            found.update({p.stem: p for p in sorted(folder.glob("*.toml"))})
-    return dict(sorted(found.items()))
 
 
 def read_toml(path: Path) -> dict:
