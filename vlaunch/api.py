@@ -159,9 +159,10 @@ def _check_vllm_flags(prepared: Prepared) -> None:
 
 def up(profile: str, backend: str = "local", overrides: Overrides | None = None, *, name: str | None = None,
        via: str | None = None, wait: bool = True, timeout: float | None = None, check_flags: bool = True,
-       keep_on_failure: bool = False, progress: Callable[[StageEvent], None] | None = None,
+       check_model: bool = True, keep_on_failure: bool = False, progress: Callable[[StageEvent], None] | None = None,
        registry: Registry | None = None) -> JobRecord:
-    """Resolve, render, submit and (unless ``wait=False``) wait until the server really answers.
+    """Resolve, render, check the flags (vLLM's parser) and the model (where the job is submitted),
+    submit and (unless ``wait=False``) wait until the server really answers.
 
     On a timeout or an interrupt while waiting, the job is cancelled unless ``keep_on_failure``;
     its record stays in the registry in every case.
@@ -175,6 +176,10 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
     transport = make_transport(prepared.host, prepared.transport_spec(via))
     try:
         _check_port_free(prepared, transport)
+        if check_model:
+            from .model_check import check_model as check_model_there
+
+            check_model_there(prepared.profile, transport)
         session = _submit(prepared, registry, transport, _check_name(name or registry.new_name(_name_prefix(profile))))
         if wait:
             _wait(session, timeout, keep_on_failure, progress)

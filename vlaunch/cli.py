@@ -91,9 +91,11 @@ def cli():
 @click.option("--timeout", type=float, help="Give up waiting after this many seconds (the job is then cancelled).")
 @click.option("--keep-on-failure", is_flag=True, help="Keep the job running when waiting fails.")
 @click.option("--no-check-flags", is_flag=True, help="Skip checking the flags with the vLLM installed here.")
+@click.option("--no-check-model", is_flag=True, help="Skip checking that the model is there where the job is"
+              " submitted (for compute nodes that see other filesystems).")
 @click.option("--json", "json_", is_flag=True, help="Print the job record as JSON.")
 def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, via, wait, timeout,
-       keep_on_failure, no_check_flags, json_):
+       keep_on_failure, no_check_flags, no_check_model, json_):
     """Start a vLLM server and wait until it is ready; print its endpoint.
 
     Extra vLLM flags may follow `--`, e.g. `vlaunch up -p turbo -- --max-num-seqs 256`.
@@ -103,7 +105,8 @@ def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, ext
     progress = None if json_ else _Progress()
     backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
     record = api.up(profile, backend, overrides, name=name, via=via,
-                    wait=wait, timeout=timeout, check_flags=not no_check_flags, keep_on_failure=keep_on_failure,
+                    wait=wait, timeout=timeout, check_flags=not no_check_flags, check_model=not no_check_model,
+                    keep_on_failure=keep_on_failure,
                     progress=progress)
     if json_:
         click.echo(json.dumps(_record_json(record), indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import assert_one_line_error, vlaunch
+from helpers import assert_one_line_error, fake_command, vlaunch
 
 RENDER = ["render", "-p", "turbo", "-b", "slurm", "-m", "some/model"]
 
@@ -75,3 +75,28 @@ def test_without_paramiko_ssh_is_unusable_and_up_says_what_to_install(isolated, 
     assert_one_line_error(result, "ssh to gpubox needs paramiko, which this Python lacks: pip install 'vlaunch[ssh]'")
     assert result.returncode != 70
     assert vlaunch("status", "--json", env=without_paramiko).stdout.strip() in ("[]", "")
+
+
+FAKE_UP = ["up", "-p", "cpu-tiny", "--set", fake_command(), "--no-check-flags"]
+
+
+def test_a_model_path_that_is_not_there_is_refused_before_submitting(isolated):
+    result = vlaunch(*FAKE_UP, "-m", str(isolated / "no-such-model"))
+    assert_one_line_error(result, f"model {isolated / 'no-such-model'} does not exist here, where the job is"
+                                  " submitted; --no-check-model skips this check")
+    assert vlaunch("status").stdout == "no jobs\n"
+    skipped = vlaunch(*FAKE_UP, "-m", str(isolated / "no-such-model"), "--no-check-model", "--name", "skip")
+    assert skipped.returncode == 0, skipped.stderr
+    assert vlaunch("down", "skip").returncode == 0
+
+
+def test_an_offline_hub_id_must_be_in_the_cache_the_job_reads(isolated):
+    cache = isolated / "hub"
+    where = ["--set", f"environment.variables.HF_HUB_CACHE={cache}"]
+    result = vlaunch(*FAKE_UP, "-m", "acme/tiny-llm", *where)  # cpu-tiny runs with HF_HUB_OFFLINE=1
+    assert_one_line_error(result, f"model acme/tiny-llm is not in the Hugging Face cache here ({cache}), and the"
+                                  " job runs with HF_HUB_OFFLINE=1 so vLLM will not download it")
+    (cache / "models--acme--tiny-llm" / "snapshots").mkdir(parents=True)
+    cached = vlaunch(*FAKE_UP, "-m", "acme/tiny-llm", *where, "--name", "cached")
+    assert cached.returncode == 0, cached.stderr
+    assert vlaunch("down", "cached").returncode == 0
