@@ -8,6 +8,7 @@ No channel is ever ``select()``-ed: a channel's ``fileno()`` makes paramiko's tr
 to a pipe that closing the channel races with (paramiko issues 1700 and 2271); when that race is
 lost the whole connection dies with "Bad file descriptor". Each direction is a blocking pump in its
 own thread instead, and only the thread that owns a socket closes it, after every user of it is done.
+A client's half-close is not passed on (see :meth:`LocalForward._pump_up`).
 """
 
 from __future__ import annotations
@@ -102,10 +103,14 @@ class LocalForward:
 
     @staticmethod
     def _pump_up(client: socket.socket, channel) -> None:
+        """The client's bytes to the far side. When the client is done sending, no EOF is sent for the
+        channel: paramiko builds an EOF under the channel's lock but sends it after, so a close from the
+        far side handled in between puts the channel's close on the wire first, and sshd then ends the
+        whole connection ("ieof packet referred to nonexistent channel"). The channel is closed, EOF
+        included, once the far side is done; HTTP, what this forward carries, never waits for an EOF."""
         try:
             while data := client.recv(_CHUNK):
                 channel.sendall(data)
-            channel.shutdown_write()  # the client is done sending; it may still read the reply
         except Exception:  # the client reset, or the channel closed: end the connection both ways
             _stop(client)
             channel.close()

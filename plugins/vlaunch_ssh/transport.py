@@ -101,10 +101,14 @@ class SSHTransport(Transport):
         with self._guard(doing):
             channel = self._ssh().open_session(timeout=self.destination.timeout)
             try:
-                channel.exec_command(command)
+                # Without input, stdin is /dev/null and no EOF is sent: paramiko sends a channel's EOF
+                # after releasing its lock, so a fast command's close, handled in between, can reach
+                # sshd first, and sshd then ends the whole connection ("ieof packet referred to
+                # nonexistent channel", seen in the rig's sshd log under load).
+                channel.exec_command(command if input is not None else f"{command} </dev/null")
                 if input is not None:
                     channel.sendall(input.encode())
-                channel.shutdown_write()
+                    channel.shutdown_write()
                 out, err = self._collect(channel, timeout, doing)
                 code = channel.recv_exit_status()
             finally:
