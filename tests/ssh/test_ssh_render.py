@@ -19,29 +19,24 @@ def submitted_script(name: str) -> str:
     return (Path(job["run_dir"]) / "job.sh").read_text()  # the rig's hosts share this filesystem
 
 
-def test_render_over_ssh_is_what_up_submits(remote_env, rig):
-    name = f"render-{secrets.token_hex(3)}"
-    target = [*FAKE, "--on", "vl-host2", "--name", name]
-    rendered = vlaunch("render", *target)
+def assert_render_is_what_up_submits(name: str, target: list[str], remote_home: Path) -> None:
+    rendered = vlaunch("render", *target, "--name", name)
     assert rendered.returncode == 0, rendered.stderr
-    assert f"VLAUNCH_RUN_DIR={rig.remote_home}/.vlaunch/runs/{name}\n" in rendered.stdout
-    started = vlaunch("up", *target, "--no-check-flags", "--no-wait")
+    assert f"VLAUNCH_RUN_DIR={remote_home}/.vlaunch/runs/{name}\n" in rendered.stdout
+    started = vlaunch("up", *target, "--name", name, "--no-check-flags", "--no-wait")
     assert started.returncode == 0, started.stderr
     assert submitted_script(name) == rendered.stdout
     assert vlaunch("down", name).returncode == 0
+
+
+def test_render_over_ssh_is_what_up_submits(remote_env, rig):
+    assert_render_is_what_up_submits(f"render-{secrets.token_hex(3)}", [*FAKE, "--on", "vl-host2"], rig.remote_home)
 
 
 def test_render_via_a_login_node_is_what_up_submits(home, rig):
     assert "is UP" in subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20).stdout
-    name = f"render-via-{secrets.token_hex(3)}"
-    target = [*FAKE, "-b", "slurm", "--via", "vl-host1", "--name", name]
-    rendered = vlaunch("render", *target)
-    assert rendered.returncode == 0, rendered.stderr
-    assert f"VLAUNCH_RUN_DIR={rig.remote_home}/.vlaunch/runs/{name}\n" in rendered.stdout
-    started = vlaunch("up", *target, "--no-check-flags", "--no-wait")
-    assert started.returncode == 0, started.stderr
-    assert submitted_script(name) == rendered.stdout
-    assert vlaunch("down", name).returncode == 0
+    assert_render_is_what_up_submits(f"render-via-{secrets.token_hex(3)}", [*FAKE, "-b", "slurm", "--via", "vl-host1"],
+                                     rig.remote_home)
 
 
 def test_render_refuses_what_up_refuses(home):
