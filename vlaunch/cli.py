@@ -17,13 +17,12 @@ __all__ = ["main", "cli"]
 
 
 def _renamed_profile(ctx, param, name):
-    """``--profile default`` still works, as the seed's baseline, with a line saying it was renamed."""
-    if name == "default":
-        from .paths import available_profiles
+    """An old profile name still works (``default`` is the seed's baseline), with a line saying it was renamed."""
+    from .paths import PROFILE_ALIASES, available_profiles
 
-        if "default" not in available_profiles():
-            click.echo("vlaunch: profile 'default' is now called 'baseline' (the seed's slow baseline); the default"
-                       " profile is 'auto'", err=True)
+    if name in PROFILE_ALIASES and name not in available_profiles():
+        click.echo(f"vlaunch: profile {name!r} is now called {PROFILE_ALIASES[name]!r} (the seed's slow baseline);"
+                   " the default profile is 'auto'", err=True)
     return name
 
 
@@ -120,16 +119,15 @@ def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, ext
 
 
 def _print_ready(record):
-    from .registry import Registry
-
     click.echo(f"job {record.name} is ready: {record.endpoint}/v1 (model {record.served_model_name!r})")
     click.echo(f"log: {record.log_path}")
     if record.transport.get("kind") != "local":
         click.echo(f"the server listens on {record.endpoint} as {record.transport.get('host')} sees it;"
                    f" reach it from here with: vlaunch tunnel {shlex.quote(record.name)}")
-    click.echo(_client_exports(record))
+    exports = _client_exports(record)
+    click.echo(exports)
     payload = json.dumps({"model": record.served_model_name, "prompt": "Hello", "max_tokens": 32})
-    auth = ' -H "Authorization: Bearer $OPENAI_API_KEY"' if Registry().key(record.name) else ""
+    auth = ' -H "Authorization: Bearer $OPENAI_API_KEY"' if "OPENAI_API_KEY=" in exports else ""
     click.echo(f'try it: curl -s "$OPENAI_BASE_URL/completions"{auth} -H "Content-Type: application/json"'
                f" -d {shlex.quote(payload)}")
 

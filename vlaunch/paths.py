@@ -6,7 +6,10 @@ import os
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["config_dir", "state_dir", "packaged_profiles", "available_profiles"]
+__all__ = ["config_dir", "state_dir", "packaged_profiles", "available_profiles", "PROFILE_ALIASES"]
+
+#: Old profile names that still work: ``default`` was the seed's baseline before ``auto`` became the default.
+PROFILE_ALIASES = {"default": "baseline"}
 
 
 def _xdg(var: str, fallback: str) -> Path:

@@ -141,8 +141,7 @@ def check_flags(model: str, flags: list[str]) -> None:
     options = _read_cache(path)
     if options is not None and _cache_accepts(options, flags):
         return
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):  # vLLM logs as it loads
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):  # vLLM logs as it loads
         parser = _parser()
     if options is None:
         _write_cache(path, _describe(parser))

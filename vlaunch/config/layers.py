@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from ..paths import available_profiles, config_dir
+from ..paths import PROFILE_ALIASES, available_profiles, config_dir
 from .auto import plan_layout
 from .flags import fold_flag_words, option_words
 from .model import Profile
@@ -34,8 +34,6 @@ __all__ = ["Layer", "Resolved", "available_profiles", "read_toml", "parse_value"
 
 PROJECT_FILE = "vlaunch.toml"
 _EXTRA = "extra_args"
-#: Old profile names that still work: ``default`` was the seed's baseline before ``auto`` became the default.
-PROFILE_ALIASES = {"default": "baseline"}
 
 
 @dataclass
