@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import time
+from datetime import datetime
 
 from helpers import job_processes, vlaunch
 
@@ -59,18 +60,27 @@ def target(run_dir: str, role: str) -> int:
 
 
 def kill_and_check(name: str, role: str, env: dict | None = None) -> dict:
-    """Kill -9 the ``role`` process of running job ``name``; assert the promise; return the record."""
+    """Kill -9 the ``role`` process of running job ``name``; assert the promise; return the record.
+
+    Times are those of vlaunch's own check (the record's ``updated_at`` when it turned FAILED) and of the
+    first look at the process table that found nothing, not the end of the ``status`` call that reported
+    it: a status command's own start-up is not part of the job's state."""
     record = json.loads(vlaunch("status", "--json", name, env=env).stdout)[0]
     assert record["state"] == "RUNNING", record
     run_dir = os.path.realpath(record["run_dir"])
     os.kill(target(run_dir, role), signal.SIGKILL)
-    killed, seen = time.monotonic(), record
+    killed, seen, gone = time.time(), record, None
     # A scheduler may call the job ended while the script's guard is still stopping what it left.
-    while (seen["state"] == "RUNNING" or job_processes(run_dir)) and time.monotonic() - killed < PROMISE + 30:
+    while time.time() - killed < PROMISE + 30:
+        gone = gone or (None if job_processes(run_dir) else time.time())
+        if gone and seen["state"] != "RUNNING":
+            break
         time.sleep(0.2)
         seen = json.loads(vlaunch("status", "--json", name, env=env).stdout)[0]
-    took = time.monotonic() - killed
     assert seen["state"] == "FAILED" and any(words in seen["reason"] for words in CAUSES[role]), (role, seen)
-    assert not job_processes(run_dir), f"processes of the job left: {job_processes(run_dir)}"
-    assert took < PROMISE, f"kill -9 of the {role}: FAILED with nothing left only after {took:.1f} s"
+    assert gone, f"processes of the job left: {job_processes(run_dir)}"
+    failed = datetime.fromisoformat(seen["updated_at"]).timestamp()
+    took = max(failed, gone) - killed
+    assert took < PROMISE, (f"kill -9 of the {role}: FAILED after {failed - killed:.1f} s, nothing left after"
+                            f" {gone - killed:.1f} s")
     return seen
