@@ -22,8 +22,10 @@ __all__ = ["ROLES", "CAUSES", "FAKE_TREE", "kill_and_check"]
 ROLES = ("server", "engine", "worker", "script")
 #: What ``status`` must say for each role once the job has ended (one of these words). A scheduler that
 #: ends the job as soon as its script dies (Slurm) may settle it before the script's guard names the cause.
-CAUSES = {"server": ("server exited with status 137 (SIGKILL)",), "engine": ("the server stopped by itself",),
-          "worker": ("the server stopped by itself",),
+#: A dead engine (or worker, whose engine then dies) ends the server either way: vLLM's server exits by
+#: itself, or the script's guard, seeing the EngineCore gone, ends it first.
+_ENGINE_DIED = ("the server stopped by itself", "EngineCore (pid")
+CAUSES = {"server": ("server exited with status 137 (SIGKILL)",), "engine": _ENGINE_DIED, "worker": _ENGINE_DIED,
           "script": ("the job script was killed", "FAILED: killed by signal 9")}
 #: ``--set`` arguments that give the fake server vLLM's process shape, on every backend.
 FAKE_TREE = ["--set", "environment.variables.FAKE_ENGINE=tree"]

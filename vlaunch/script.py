@@ -62,7 +62,7 @@ def _header(job: JobSpec, backend: Backend) -> str:
         f"{RUN_DIR_VAR}={shell.quote(job.run_dir)}",
         f'cd -- "${RUN_DIR_VAR}" || exit 1',
         # A requeued job runs again in the same directory: the last run's markers would end it at once.
-        f"rm -f {EXIT_MARKER} {SIGNAL_MARKER} rendezvous.json",
+        f"rm -f {EXIT_MARKER} {SIGNAL_MARKER} {LOST_MARKER} rendezvous.json",
         'exec >>"$' + RUN_DIR_VAR + '/server.log" 2>&1',
         'echo "vlaunch: job starting on $(hostname) at $(date)"',
     ])
@@ -82,11 +82,12 @@ def environment_block(job: JobSpec) -> str:
     return "\n".join(lines)
 
 
-def launch_line(job: JobSpec, extra: list[str] = ()) -> str:
+def launch_line(job: JobSpec, extra: list[str] = (), api_servers: bool = True) -> str:
     """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT``, the API key file (see
-    :mod:`vlaunch.apikey`) and ``extra`` words (literal strings or :class:`vlaunch.shell.Var`) appended."""
+    :mod:`vlaunch.apikey`) and ``extra`` words (literal strings or :class:`vlaunch.shell.Var`) appended;
+    ``api_servers=False`` for a headless engine group (see :func:`vlaunch.config.flags.server_argv`)."""
     key = apikey.server_args(job.path(apikey.FILE)) if job.profile.server.api_key else []
-    return shell.join(server_argv(job.profile, shell.Var(PORT_VAR)) + key + list(extra))
+    return shell.join(server_argv(job.profile, shell.Var(PORT_VAR), api_servers) + key + list(extra))
 
 
 def port_lines(job: JobSpec) -> list[str]:
@@ -95,6 +96,8 @@ def port_lines(job: JobSpec) -> list[str]:
     return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}"]
 
 
+#: Where the guard notes which process of vLLM died, when it ended the server for that reason.
+LOST_MARKER = "lost"
 #: The cause the exit marker gives for a server that ended with status 0 though nothing asked it to.
 UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)"
 #: Shell functions that own the server's processes. ``vlaunch_own_group`` decides once, before the
@@ -104,8 +107,12 @@ UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so whe
 #: ``vlaunch_end_group`` ends every process vLLM left in that group once its main process has ended
 #: (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL (and up to 2 s for
 #: the kill to land). ``vlaunch_guard`` runs beside the server and does the same when the script itself
-#: is killed (SIGKILL cannot be trapped), then writes the exit marker the script could not. The group is
-#: read from /proc with shell builtins only, so neither forks anything that would count as a member.
+#: is killed (SIGKILL cannot be trapped), then writes the exit marker the script could not. It also
+#: ends the server when a process vLLM named (``VLLM::EngineCore``, ``VLLM::APIServer_N``: children of
+#: the server, listed every 0.5 s for 10 s and every 5 s after, looked at every 0.5 s) has ended though no stop was asked for: vLLM
+#: then only shuts down, which takes seconds of interpreter teardown on a busy machine, and the
+#: ``LOST_MARKER`` it leaves names the process for the exit marker. The group is read from /proc with
+#: shell builtins only, so neither forks anything that would count as a member.
 _OWN_GROUP = r"""vlaunch_others() {
   VLAUNCH_OTHERS=""
   for d in /proc/[0-9]*; do
@@ -134,10 +141,46 @@ vlaunch_end_group() {
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
+vlaunch_vital() {
+  VLAUNCH_VITAL=""
+  for d in /proc/[0-9]*; do
+    read -r s 2>/dev/null <"$d/stat" || continue
+    set -- ${s##*) }
+    [ "$2" = "$VLAUNCH_PID" ] && [ "$1" != Z ] || continue
+    read -r -d '' t 2>/dev/null <"$d/cmdline"
+    t=${t%% *}; case "$t" in VLLM::*) VLAUNCH_VITAL="$VLAUNCH_VITAL ${d#/proc/}:${t#VLLM::}" ;; esac
+  done
+}
+vlaunch_lost() {
+  for v in $VLAUNCH_VITAL; do
+    read -r s 2>/dev/null <"/proc/${v%%:*}/stat" && set -- ${s##*) } && [ "$1" != Z ] && continue
+    VLAUNCH_LOST=$v; return 0
+  done
+  return 1
+}
+vlaunch_end_server() {
+  echo "vlaunch: vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) ended while the server ran; ending the server"
+  echo "1 vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) died while the server ran; vlaunch ended the server" \
+    >""" + LOST_MARKER + r"""
+  kill -TERM "$VLAUNCH_PID" 2>/dev/null
+  for ((i = 0; i < 3; i++)); do kill -0 "$VLAUNCH_PID" 2>/dev/null || return 0; sleep 0.2; done
+  kill -KILL "$VLAUNCH_PID" 2>/dev/null
+}
 vlaunch_guard() {
   trap '' TERM INT HUP
   exec 9<> <(:)
-  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do read -rt 0.5 -u 9; done
+  local tick=0 watched=""
+  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do
+    read -rt 0.5 -u 9
+    if [ ! -e """ + SIGNAL_MARKER + r""" ] && vlaunch_lost; then
+      read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler's signal) has a moment to say so
+      [ -e """ + SIGNAL_MARKER + r""" ] || vlaunch_end_server
+      VLAUNCH_VITAL=""
+    fi
+    (( tick++ < 20 || tick % 10 == 0 )) && [ ! -e """ + SIGNAL_MARKER + r""" ] && vlaunch_vital
+    [ -n "$VLAUNCH_VITAL" ] && [ "$VLAUNCH_VITAL" != "$watched" ] && echo "vlaunch: the guard watches$VLAUNCH_VITAL"
+    watched=$VLAUNCH_VITAL
+  done
   echo "vlaunch: the job script was killed; its guard ends the server"
   VLAUNCH_SPARED="$VLAUNCH_SPARED$BASHPID "
   vlaunch_end_group
@@ -164,7 +207,8 @@ def server_block(job: JobSpec, launch: str | None = None, prelude: list[str] = (
              "vlaunch_end_group",
              'echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"',
              # vLLM's server ends only when asked, except that it exits 0 when its engine dies.
-             f'if [ "$VLAUNCH_RC" = 0 ] && [ ! -e {SIGNAL_MARKER} ]; then VLAUNCH_RC=1; echo "1 {UNASKED}"'
+             f'if [ -e {LOST_MARKER} ]; then VLAUNCH_RC=1; cat {LOST_MARKER} >{EXIT_MARKER};'
+             f' elif [ "$VLAUNCH_RC" = 0 ] && [ ! -e {SIGNAL_MARKER} ]; then VLAUNCH_RC=1; echo "1 {UNASKED}"'
              f' >{EXIT_MARKER}; else echo "$VLAUNCH_RC" >{EXIT_MARKER}; fi',
              'exit "$VLAUNCH_RC"']
     return "\n".join(lines)

@@ -33,7 +33,7 @@ def follower_program(job: JobSpec) -> str:
         " ".join(f'{name}="${index}"' for index, name in enumerate(FOLLOWER_ARGS, 1)),
         'cd -- "$VLAUNCH_RUN_DIR" || exit 1',
         environment_block(job),
-        "exec " + launch_line(job, words),
+        "exec " + launch_line(job, words, api_servers=False),
     ])
 
 

@@ -56,7 +56,7 @@ def _follower_lines(job: JobSpec, layout) -> list[str]:
     ]
     for index in range(1, layout.nodes):
         words = follower_words(layout, str(index * layout.local_ranks), _ADDRESS, _RPC_PORT)
-        lines.append(f'{srun} --nodelist="${{VLAUNCH_NODES[{index}]}}" {launch_line(job, words)} &')
+        lines.append(f'{srun} --nodelist="${{VLAUNCH_NODES[{index}]}}" {launch_line(job, words, api_servers=False)} &')
     return lines
 
 

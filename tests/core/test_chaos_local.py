@@ -4,6 +4,8 @@ test_local_vllm.py."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chaos import FAKE_TREE, ROLES, kill_and_check
@@ -17,3 +19,16 @@ def test_kill_9_of_each_process_fails_the_job_and_leaves_nothing(isolated, role)
     up = vlaunch("up", *FAKE, "--name", f"chaos-{role}", timeout=120)
     assert up.returncode == 0, up.stderr
     kill_and_check(f"chaos-{role}", role)
+
+
+def test_a_server_slow_to_follow_its_dead_engine_is_ended_by_the_guard(isolated):
+    """vLLM's API server exits seconds after its EngineCore dies (its interpreter's teardown, longer on a
+    busy machine); the script's guard, watching the processes vLLM named, does not wait for it."""
+    up = vlaunch("up", *FAKE, "--set", "environment.variables.FAKE_TEARDOWN=120", "--name", "slow", timeout=120)
+    assert up.returncode == 0, up.stderr
+    deadline = time.monotonic() + 30
+    while ":EngineCore" not in vlaunch("logs", "slow").stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    seen = kill_and_check("slow", "engine")
+    assert seen["reason"].startswith("vLLM's EngineCore (pid ") and "died while the server ran" in seen["reason"], seen
+    assert "ending the server" in vlaunch("logs", "slow").stdout

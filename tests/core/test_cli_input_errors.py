@@ -100,3 +100,12 @@ def test_an_offline_hub_id_must_be_in_the_cache_the_job_reads(isolated):
     cached = vlaunch(*FAKE_UP, "-m", "acme/tiny-llm", *where, "--name", "cached")
     assert cached.returncode == 0, cached.stderr
     assert vlaunch("down", "cached").returncode == 0
+
+
+@pytest.mark.parametrize("setting, why", [("vllm.data_parallel_size=2", "1 per data-parallel engine"),
+                                          ("vllm.api_server_count=3", "vllm.api_server_count")])
+def test_more_api_servers_than_the_api_server_module_starts_are_refused(isolated, setting, why):
+    """`python -m vllm.entrypoints.openai.api_server` starts one API server whatever it is told."""
+    result = vlaunch("render", "-p", "cpu-tiny", "-m", "m", "--set", setting)
+    assert_one_line_error(result, "API servers (" + why + ") need vLLM's `serve` command",
+                          "'python3 -m vllm.entrypoints.openai.api_server'")

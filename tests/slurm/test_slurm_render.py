@@ -90,7 +90,9 @@ def test_multinode_head_and_followers(nodes, per_node):
                     "--set", f"vllm.data_parallel_size={total}", "--name", "mn")
     *followers, head = launch_lines(script)
     local = launch_lines(render("--profile", "turbo", "--name", "mn", backend="local"))[0]
-    same = [total if prev == "--data-parallel-size" else w for prev, w in zip([""] + local, local)]
+    # One API server per engine, all on the head; the followers run engines only.
+    same = [total if prev in ("--data-parallel-size", "--api-server-count") else w
+            for prev, w in zip([""] + local, local)]
     assert len(followers) == nodes - 1
     assert without(head, *DP_WORDS) == same
     assert head[head.index("--data-parallel-size-local") + 1] == str(per_node)
@@ -98,7 +100,9 @@ def test_multinode_head_and_followers(nodes, per_node):
     for index, words in enumerate(followers, start=1):
         assert words[:5] == ["srun", "--nodes=1", "--ntasks=1", "--kill-on-bad-exit=1",
                              f"--nodelist=${{VLAUNCH_NODES[{index}]}}"]
-        assert without(words[5:], "--headless", "--data-parallel-start-rank", *DP_WORDS) == same
+        assert without(words[5:], "--headless", "--data-parallel-start-rank", *DP_WORDS) == without(
+            same, "--api-server-count")
+        assert "--api-server-count" not in words
         assert "--headless" in words and words[words.index("--data-parallel-start-rank") + 1] == str(index * per_node)
     assert f"#SBATCH --nodes={nodes}" in script and "#SBATCH --ntasks-per-node=1" in script
     assert re.search(r"^printf '\{\"host\".*rendezvous\.json$", script, re.M)

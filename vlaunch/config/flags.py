@@ -9,12 +9,15 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .model import Profile, VllmSection
 
-__all__ = ["parse_flag_words", "fold_flag_words", "vllm_flags", "server_argv", "option_words", "PORT_VAR"]
+__all__ = ["parse_flag_words", "fold_flag_words", "vllm_flags", "server_argv", "api_server_count", "option_words",
+           "PORT_VAR"]
 
 #: The shell variable that holds the port on the node (resolved there when the port is "auto").
 PORT_VAR = "VLAUNCH_PORT"
 
 _TYPED = [name for name in VllmSection.model_fields if name != "extra_args"]
+#: Typed fields :func:`vllm_flags` writes; the API server count is the server's, not every engine's.
+_ENGINE = [name for name in _TYPED if name != "api_server_count"]
 _SERVER_FLAGS = {"--model": "model", "--served-model-name": "served_model_name", "--host": "host", "--port": "port"}
 _FORBIDDEN = {
     "--api-key": "the API key is handed to vLLM in a private file, never on the command line (set server.api_key)",
@@ -112,7 +115,7 @@ def _bool_value(flag: str, values: list[str], negate: bool = False) -> bool:
 def vllm_flags(vllm: VllmSection) -> list[str]:
     """The engine flags of a profile, in a fixed order: typed fields first, then ``extra_args``."""
     argv: list[str] = []
-    for name in _TYPED:
+    for name in _ENGINE:
         value = getattr(vllm, name)
         default = VllmSection.model_fields[name].default
         if value is None or value == default:
@@ -124,8 +127,16 @@ def vllm_flags(vllm: VllmSection) -> list[str]:
     return argv + vllm.extra_args
 
 
-def server_argv(profile: Profile, port_word: str) -> list[str]:
-    """The whole vLLM command: program, model, served name, host, port (``port_word``) and engine flags."""
+def api_server_count(profile: Profile) -> int:
+    """API server processes in front of the engines: the profile's count, else ``api_servers_per_engine``
+    per data-parallel engine (1 is what ``vllm serve`` itself chooses on one node)."""
+    return profile.vllm.api_server_count or profile.server.api_servers_per_engine * profile.vllm.data_parallel_size
+
+
+def server_argv(profile: Profile, port_word: str, api_servers: bool = True) -> list[str]:
+    """The whole vLLM command: program, model, served name, host, port (``port_word``), the API server
+    count (always given, so every command form starts the same server; ``api_servers=False`` for a
+    headless engine group, which has none) and engine flags."""
     server = profile.server
     if not server.model:
         raise ConfigError("no model: set server.model in the profile or pass --model")
@@ -141,4 +152,22 @@ def server_argv(profile: Profile, port_word: str) -> list[str]:
     if server.served_model_name:
         argv += option_words("--served-model-name", server.served_model_name)
     argv += [*option_words("--host", server.host), "--port", port_word]
+    if api_servers:
+        argv += ["--api-server-count", str(_checked_count(profile))]
     return argv + vllm_flags(profile.vllm)
+
+
+#: Command forms that start one API server whatever ``--api-server-count`` says.
+_ONE_API_SERVER = ("vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server")
+
+
+def _checked_count(profile: Profile) -> int:
+    count, command = api_server_count(profile), profile.server.command
+    if count > 1 and any(word in _ONE_API_SERVER for word in command):
+        why = ("vllm.api_server_count" if profile.vllm.api_server_count
+               else f"{profile.server.api_servers_per_engine} per data-parallel engine")
+        raise ConfigError(f"{count} API servers ({why}) need vLLM's `serve` command, but server.command is"
+                          f" {' '.join(command)!r}, which starts one whatever --api-server-count says; set"
+                          ' server.command = ["vllm", "serve"] (or ["python3", "-m", "vllm.entrypoints.cli.main",'
+                          ' "serve"]), or vllm.api_server_count = 1')
+    return count

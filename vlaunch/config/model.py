@@ -37,7 +37,7 @@ class VllmSection(Section):
     """Engine flags. Each typed field becomes ``--field-name`` on vLLM's command line."""
 
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model replica is split over (--tensor-parallel-size).")
-    data_parallel_size: int = Field(1, ge=1, description="Independent engine replicas behind one API server (--data-parallel-size).")
+    data_parallel_size: int = Field(1, ge=1, description="Independent engine replicas behind one endpoint (--data-parallel-size).")
     pipeline_parallel_size: int = Field(1, ge=1, description="Pipeline stages per replica (--pipeline-parallel-size).")
     enforce_eager: bool = Field(False, description="Disable CUDA graphs (slower decode). False keeps CUDA graphs on.")
     max_num_seqs: int | None = Field(None, ge=1, description="Most sequences one engine batches at once.")
@@ -49,7 +49,9 @@ class VllmSection(Section):
     kv_cache_dtype: str | None = Field(None, description="KV cache dtype (auto, fp8...).")
     enable_prefix_caching: bool | None = Field(None, description="Reuse KV blocks of shared prompt prefixes.")
     enable_chunked_prefill: bool | None = Field(None, description="Split long prefills into chunks mixed with decodes.")
-    api_server_count: int | None = Field(None, ge=1, description="API server processes in front of the engines.")
+    api_server_count: int | None = Field(None, ge=1, description="API server processes in front of the engines"
+                                         " (--api-server-count, always given); unset: server.api_servers_per_engine"
+                                         " per data-parallel engine.")
     load_format: str | None = Field(None, description="How weights are loaded (auto, safetensors, dummy...).")
     seed: int | None = Field(None, description="Random seed.")
     extra_args: list[str] = Field(default_factory=list, description="Any other vLLM flags, as argv words; later layers win per flag.")
@@ -64,6 +66,9 @@ class ServerSection(Section):
     port: int | Literal["auto"] = Field("auto", description="TCP port, or \"auto\" for a free one chosen where the server runs.")
     command: list[str] = Field(default_factory=lambda: ["vllm", "serve"],
                                description="argv that starts vLLM's OpenAI server; flags are appended.")
+    api_servers_per_engine: int = Field(1, ge=1, description="API server processes per data-parallel engine, unless"
+                                        " vllm.api_server_count gives the total. One API server process tops out"
+                                        " near one CPU core.")
     api_key: bool = Field(True, description="Protect the API with a per-job key, handed to vLLM in a private --config file.")
     compile_cache: str | None = Field(
         "~/.cache/vlaunch/vllm", description="vLLM's cache (torch.compile artifacts: a second start is faster), as"

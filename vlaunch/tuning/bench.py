@@ -34,6 +34,7 @@ from ..probes import probe
 from ..registry import now_iso
 from ..script import RUN_DIR_VAR, environment_block
 from .live import LiveJob, open_job
+from .sampler import Sampler, summarize_samples
 from .workload import Workload
 
 __all__ = ["run_bench", "summarize", "render_result", "results_dir", "describe_workload", "BenchFailed", "WHERE",
@@ -188,11 +189,17 @@ def run_bench(name: str, wl: Workload, where: str = "auto", tokenizer: str | Non
         summary = _context(job, stamp, wl, where, url)
         if where == "here":
             _check_tokenizer_here(args[args.index("--tokenizer") + 1])
-            raw_text, log = _run_here(job, args, results_dir(name), stamp, timeout)
-            folder = str(results_dir(name))
-        else:
-            raw_text, log = _run_target(job, args, stamp, python, timeout)
-            folder = job.record.path("bench")
+        sampler = Sampler(job.url, job.api_key, job.record.run_dir).start()
+        try:
+            if where == "here":
+                raw_text, log = _run_here(job, args, results_dir(name), stamp, timeout)
+                folder = str(results_dir(name))
+            else:
+                raw_text, log = _run_target(job, args, stamp, python, timeout)
+                folder = job.record.path("bench")
+        finally:
+            samples = sampler.stop()
+        summary.update(server=summarize_samples(samples), samples=samples)
         summary.update(finished_at=now_iso(),
                        files={"raw": f"{folder}/{stamp}.raw.json", "log": f"{folder}/{stamp}.log"})
         if raw_text is None:
@@ -247,11 +254,25 @@ def render_result(summary: dict) -> list[str]:
     lines = [f"bench {summary['id']}: job {summary['job']} (profile {summary['profile']}, backend"
              f" {summary['backend']}), run {'here' if summary['where'] == 'here' else 'on the target'}",
              f"workload {describe_workload(summary['workload'])}"]
-    width = max(len(label) for label, _, _ in ROWS)
+    width = max(len(row[0]) for row in (*ROWS, *SERVER_ROWS, *CPU_ROWS))
     for label, key, digits in ROWS:
         lines.append(f"  {label.ljust(width)}  {_cell(summary['metrics'].get(key), digits).rjust(12)}")
+    lines += [f"  {label.ljust(width)}  {text.rjust(12)}" for label, text in _server_rows(summary.get("server", {}))]
     lines.append(f"status: {summary['status']}; saved: {summary['saved']}")
     return lines
+
+
+#: Rows of what the server did (medians while requests were in it): label, key of the summary's "server".
+SERVER_ROWS = (("running (median)", "running"), ("waiting (median)", "waiting"), ("GPU util %", "gpu_util_pct"),
+               ("GPU power W", "gpu_power_w"))
+#: CPU rows: label, process role (cores of the busiest process of that role).
+CPU_ROWS = (("API server cores", "api_server"), ("EngineCore cores", "engine_core"), ("client cores", "client"))
+
+
+def _server_rows(server: dict) -> list[tuple[str, str]]:
+    rows = [(label, _cell(float(server[key]))) for label, key in SERVER_ROWS if server.get(key) is not None]
+    cpu = server.get("cpu_busiest_cores", {})
+    return rows + [(label, _cell(float(cpu[role]), 2)) for label, role in CPU_ROWS if cpu.get(role) is not None]
 
 
 def describe_workload(wl: dict) -> str:

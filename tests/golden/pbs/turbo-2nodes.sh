@@ -7,7 +7,7 @@
 # vlaunch job turbo-2nodes: profile turbo, backend pbs
 VLAUNCH_RUN_DIR=/home/user/.vlaunch/runs/turbo-2nodes
 cd -- "$VLAUNCH_RUN_DIR" || exit 1
-rm -f exit_code signalled rendezvous.json
+rm -f exit_code signalled lost rendezvous.json
 exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
 echo "vlaunch: job starting on $(hostname) at $(date)"
 echo "vlaunch: PBS job ${PBS_JOBID:-?} in queue ${PBS_QUEUE:-?}"
@@ -60,17 +60,53 @@ vlaunch_end_group() {
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
+vlaunch_vital() {
+  VLAUNCH_VITAL=""
+  for d in /proc/[0-9]*; do
+    read -r s 2>/dev/null <"$d/stat" || continue
+    set -- ${s##*) }
+    [ "$2" = "$VLAUNCH_PID" ] && [ "$1" != Z ] || continue
+    read -r -d '' t 2>/dev/null <"$d/cmdline"
+    t=${t%% *}; case "$t" in VLLM::*) VLAUNCH_VITAL="$VLAUNCH_VITAL ${d#/proc/}:${t#VLLM::}" ;; esac
+  done
+}
+vlaunch_lost() {
+  for v in $VLAUNCH_VITAL; do
+    read -r s 2>/dev/null <"/proc/${v%%:*}/stat" && set -- ${s##*) } && [ "$1" != Z ] && continue
+    VLAUNCH_LOST=$v; return 0
+  done
+  return 1
+}
+vlaunch_end_server() {
+  echo "vlaunch: vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) ended while the server ran; ending the server"
+  echo "1 vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) died while the server ran; vlaunch ended the server" \
+    >lost
+  kill -TERM "$VLAUNCH_PID" 2>/dev/null
+  for ((i = 0; i < 3; i++)); do kill -0 "$VLAUNCH_PID" 2>/dev/null || return 0; sleep 0.2; done
+  kill -KILL "$VLAUNCH_PID" 2>/dev/null
+}
 vlaunch_guard() {
   trap '' TERM INT HUP
   exec 9<> <(:)
-  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do read -rt 0.5 -u 9; done
+  local tick=0 watched=""
+  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do
+    read -rt 0.5 -u 9
+    if [ ! -e signalled ] && vlaunch_lost; then
+      read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler's signal) has a moment to say so
+      [ -e signalled ] || vlaunch_end_server
+      VLAUNCH_VITAL=""
+    fi
+    (( tick++ < 20 || tick % 10 == 0 )) && [ ! -e signalled ] && vlaunch_vital
+    [ -n "$VLAUNCH_VITAL" ] && [ "$VLAUNCH_VITAL" != "$watched" ] && echo "vlaunch: the guard watches$VLAUNCH_VITAL"
+    watched=$VLAUNCH_VITAL
+  done
   echo "vlaunch: the job script was killed; its guard ends the server"
   VLAUNCH_SPARED="$VLAUNCH_SPARED$BASHPID "
   vlaunch_end_group
   echo "? the job script was killed before the server ended; its guard stopped the server" >exit_code
 }
 vlaunch_own_group
-vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /home/user/.vlaunch/runs/turbo-2nodes/api_key.yaml --data-parallel-size-local 4 --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT" &
+vllm serve Qwen/Qwen3-VL-2B-Instruct --host 127.0.0.1 --port "$VLAUNCH_PORT" --api-server-count 32 --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /home/user/.vlaunch/runs/turbo-2nodes/api_key.yaml --data-parallel-size-local 4 --data-parallel-address "$VLAUNCH_HEAD" --data-parallel-rpc-port "$VLAUNCH_RPC_PORT" &
 VLAUNCH_PID=$!
 vlaunch_guard & VLAUNCH_GUARD=$!
 printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
@@ -81,5 +117,5 @@ while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?;
 kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null
 vlaunch_end_group
 echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"
-if [ "$VLAUNCH_RC" = 0 ] && [ ! -e signalled ]; then VLAUNCH_RC=1; echo "1 the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)" >exit_code; else echo "$VLAUNCH_RC" >exit_code; fi
+if [ -e lost ]; then VLAUNCH_RC=1; cat lost >exit_code; elif [ "$VLAUNCH_RC" = 0 ] && [ ! -e signalled ]; then VLAUNCH_RC=1; echo "1 the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)" >exit_code; else echo "$VLAUNCH_RC" >exit_code; fi
 exit "$VLAUNCH_RC"
