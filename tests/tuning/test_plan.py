@@ -148,6 +148,19 @@ def test_plan_over_a_cpu_profile_keeps_its_resources(tiny_model, tmp_path):
     assert profile["vllm"]["max_num_seqs"] == 1024  # 2,097,152 KV tokens / 96 is far above the cap
     resolved = json.loads(vlaunch("profiles", "show", "tiny-dp2", "--json").stdout)["profile"]
     assert resolved["resources"]["gpus_per_node"] == 0 and resolved["server"]["command"][0] == "python3"
+    # cpu-tiny's api_server module form starts one API server: the plan says so, and the profile renders.
+    assert profile["vllm"]["api_server_count"] == 1 and "api_servers_per_engine" not in profile.get("server", {})
+    assert vlaunch("render", "-p", "tiny-dp2", "--name", "t").returncode == 0
+
+
+@pytest.mark.parametrize("gpus", [1, 4])
+def test_plan_gives_gpu_engines_four_api_servers_each(gpus):
+    """One API server process tops out near one CPU core (docs/benchmarks.md: one H200, 2026-12-03)."""
+    result = vlaunch("plan", "-m", config_path("qwen3-1.7b"), "--gpus", str(gpus), "--gpu-memory", "141", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["profile"]["server"]["api_servers_per_engine"] == 4
+    assert f"API servers: 4 per engine x {gpus} = {4 * gpus} (--api-server-count)" in "\n".join(data["plan"]["reasoning"])
 
 
 def test_a_config_in_the_hugging_face_cache_is_found(tmp_path):

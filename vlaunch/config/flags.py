@@ -9,8 +9,8 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .model import Profile, VllmSection
 
-__all__ = ["parse_flag_words", "fold_flag_words", "vllm_flags", "server_argv", "api_server_count", "option_words",
-           "PORT_VAR"]
+__all__ = ["parse_flag_words", "fold_flag_words", "vllm_flags", "server_argv", "api_server_count", "one_api_server",
+           "option_words", "PORT_VAR"]
 
 #: The shell variable that holds the port on the node (resolved there when the port is "auto").
 PORT_VAR = "VLAUNCH_PORT"
@@ -161,9 +161,14 @@ def server_argv(profile: Profile, port_word: str, api_servers: bool = True) -> l
 _ONE_API_SERVER = ("vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server")
 
 
+def one_api_server(profile: Profile) -> bool:
+    """True when the profile's server command starts one API server whatever it is told."""
+    return any(word in _ONE_API_SERVER for word in profile.server.command)
+
+
 def _checked_count(profile: Profile) -> int:
     count, command = api_server_count(profile), profile.server.command
-    if count > 1 and any(word in _ONE_API_SERVER for word in command):
+    if count > 1 and one_api_server(profile):
         why = ("vllm.api_server_count" if profile.vllm.api_server_count
                else f"{profile.server.api_servers_per_engine} per data-parallel engine")
         raise ConfigError(f"{count} API servers ({why}) need vLLM's `serve` command, but server.command is"
