@@ -90,9 +90,9 @@ def test_multinode_head_and_followers(nodes, per_node):
                     "--set", f"vllm.data_parallel_size={total}", "--name", "mn")
     *followers, head = launch_lines(script)
     local = launch_lines(render("--profile", "turbo", "--name", "mn", backend="local"))[0]
-    # One API server per engine, all on the head; the followers run engines only.
-    same = [total if prev in ("--data-parallel-size", "--api-server-count") else w
-            for prev, w in zip([""] + local, local)]
+    # turbo's 4 API servers per engine, all on the head; the followers run engines only.
+    scaled = {"--data-parallel-size": total, "--api-server-count": str(4 * int(total))}
+    same = [scaled.get(prev, w) for prev, w in zip([""] + local, local)]
     assert len(followers) == nodes - 1
     assert without(head, *DP_WORDS) == same
     assert head[head.index("--data-parallel-size-local") + 1] == str(per_node)

@@ -74,15 +74,16 @@ vlaunch_end_server() {
 vlaunch_guard() {
   trap '' TERM INT HUP
   exec 9<> <(:)
-  local tick=0 watched=""
+  local tick=0 watched="" ending=""
   while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do
     read -rt 0.5 -u 9
-    if [ ! -e signalled ] && vlaunch_lost; then
+    [ -n "$ending" ] || [ -e signalled ] && continue  # the server is being stopped
+    if vlaunch_lost; then
       read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler's signal) has a moment to say so
-      [ -e signalled ] || vlaunch_end_server
-      VLAUNCH_VITAL=""
+      [ -e signalled ] || { ending=1; vlaunch_end_server; }
+      continue
     fi
-    (( tick++ < 20 || tick % 10 == 0 )) && [ ! -e signalled ] && vlaunch_vital
+    (( tick++ < 20 || tick % 10 == 0 )) && vlaunch_vital
     [ -n "$VLAUNCH_VITAL" ] && [ "$VLAUNCH_VITAL" != "$watched" ] && echo "vlaunch: the guard watches$VLAUNCH_VITAL"
     watched=$VLAUNCH_VITAL
   done
