@@ -187,11 +187,10 @@ def run_bench(name: str, wl: Workload, where: str = "auto", tokenizer: str | Non
         url = job.url if where == "here" else job.record.endpoint
         args = _benchmark_args(job, url, wl, tokenizer)
         summary = _context(job, stamp, wl, where, url)
-        if where == "here":
-            _check_tokenizer_here(args[args.index("--tokenizer") + 1])
         sampler = Sampler(job.url, job.api_key, job.record.run_dir).start()
         try:
             if where == "here":
+                _check_tokenizer_here(args[args.index("--tokenizer") + 1])
                 raw_text, log = _run_here(job, args, results_dir(name), stamp, timeout)
                 folder = str(results_dir(name))
             else:

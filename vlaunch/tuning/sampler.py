@@ -50,21 +50,20 @@ def _role(pid: int, server_pid: int | None) -> str:
     return named or ("api_server" if pid == server_pid else "other")
 
 
-def _processes(run_dir: str | None, client_root: int) -> dict[int, tuple[str, float]]:
+def _processes(run_dir: str | None, server: int | None, client_root: int) -> dict[int, tuple[str, float]]:
     """{pid: (role, CPU seconds)} of the benchmark client's process tree ("client") and of the job's
-    processes here (those working in its run directory; a client started there stays a client)."""
+    processes here (those working in its run directory; a client started there stays a client);
+    ``server`` is the job's main server process."""
     stats = {int(entry): stat for entry in os.listdir("/proc") if entry.isdigit() and (stat := _stat(int(entry)))}
     client, frontier = set(), {client_root}
     while frontier:
         frontier = {pid for pid, (ppid, _) in stats.items() if ppid in frontier} - client
         client |= frontier
     out = {pid: ("client", stats[pid][1]) for pid in client}
-    real = os.path.realpath(run_dir) if run_dir else None
-    if real and os.path.isdir(real):
-        server = _server_pid(real)
+    if run_dir:
         for pid in stats.keys() - client:
             try:
-                here = os.readlink(f"/proc/{pid}/cwd") == real
+                here = os.readlink(f"/proc/{pid}/cwd") == run_dir
             except OSError:
                 continue
             if here:
@@ -73,6 +72,7 @@ def _processes(run_dir: str | None, client_root: int) -> dict[int, tuple[str, fl
 
 
 def _server_pid(run_dir: str) -> int | None:
+    """The pid the job published in its run directory, or None."""
     try:
         with open(os.path.join(run_dir, "rendezvous.json")) as handle:
             return int(json.load(handle)["pid"])
@@ -97,7 +97,11 @@ class Sampler:
     """Samples in a background thread from :meth:`start` to :meth:`stop` (which returns them)."""
 
     def __init__(self, url: str, api_key: str | None, run_dir: str | None, interval: float = 1.0):
-        self.url, self.api_key, self.run_dir, self.interval = url, api_key, run_dir, interval
+        self.url, self.api_key, self.interval = url, api_key, interval
+        real = os.path.realpath(run_dir) if run_dir else None
+        #: The run directory when it is on this machine (the job's processes are then seen here).
+        self.run_dir = real if real and os.path.isdir(real) else None
+        self.server = _server_pid(self.run_dir) if self.run_dir else None
         self.samples: list[dict] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="vlaunch-bench-sampler", daemon=True)
@@ -113,10 +117,10 @@ class Sampler:
         return self.samples
 
     def _loop(self) -> None:
-        started, before = time.monotonic(), _processes(self.run_dir, os.getpid())
+        started, before = time.monotonic(), _processes(self.run_dir, self.server, os.getpid())
         last = started
         while not self._stop.wait(self.interval):
-            now, seen = time.monotonic(), _processes(self.run_dir, os.getpid())
+            now, seen = time.monotonic(), _processes(self.run_dir, self.server, os.getpid())
             sample = {"t": round(now - started, 2), **self._queue(), **self._cpu(before, seen, now - last)}
             if self._gpu and (gpu := _gpu()):
                 sample["gpu"] = {k: round(v, 1) for k, v in gpu.items()}
