@@ -9,14 +9,14 @@
 # form `python3 -m vllm.entrypoints.cli.main serve`), whose API server count vlaunch always sets
 # (`python3 -m vllm.entrypoints.openai.api_server` starts one API server whatever it is told).
 # `vlaunch bench` samples the server once a second (running/waiting requests, per-process CPU, GPU use);
-# two /metrics snapshots per phase are kept for the advise rule's tests.
+# a /metrics snapshot every 2 s of each phase is kept for the advise rule's tests.
 #
 # Expects the machine staged by the team's GPU recipe (vLLM 0.26.0 unpacked in $VP, the synthetic
 # Qwen3-1.7B-shaped model in $MODEL, served with --load-format dummy) and wheels of vlaunch, click
 # and pluggy in .gpu/wheels (that machine has no package index).
 # SETS="key=value ..." adds --set settings to every `up` (the 1-GPU form of turbo:
 # SETS="vllm.data_parallel_size=1 resources.gpus_per_node=1"). Results: $OUT/<job>-c<N>.json,
-# $OUT/<job>.up.log, $OUT/<job>-c<N>.metrics.{1,2}.txt; a summary line per benchmark. PHASES="" starts
+# $OUT/<job>.up.log, $OUT/<job>-c<N>.metrics.{1,2,...}.txt (and .metrics.times); a summary line per benchmark. PHASES="" starts
 # and stops without benchmarks.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -30,6 +30,22 @@ export PYTHONPATH=$SITE:$VP PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_ST
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 VLLM_ALLREDUCE_USE_SYMM_MEM=0
 export VLLM_USE_FLASHINFER_SAMPLER=0
 vlaunch() { python3 -m vlaunch "$@"; }
+# snap URL KEYFILE PREFIX: a /metrics snapshot every 2 s (PREFIX.metrics.N.txt; PREFIX.metrics.times holds
+# "N epoch-seconds" per snapshot) until killed.
+snap() {
+  exec python3 - "$@" <<'PY'
+import sys, time, urllib.request as u
+url, key, prefix = sys.argv[1], open(sys.argv[2]).read().strip(), sys.argv[3]
+n = 0
+while True:
+    n += 1
+    body = u.urlopen(u.Request(url + "/metrics", headers={"Authorization": "Bearer " + key}), timeout=10).read()
+    open(f"{prefix}.metrics.{n}.txt", "wb").write(body)
+    with open(f"{prefix}.metrics.times", "a") as times:
+        times.write(f"{n} {time.time():.3f}\n")
+    time.sleep(2)
+PY
+}
 SERVER='server.command=["python3", "-m", "vllm.entrypoints.cli.main", "serve"]'
 
 for spec in "$@"; do
@@ -47,12 +63,10 @@ for spec in "$@"; do
   url=$(vlaunch status --json "$job" | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["endpoint"])')
   for phase in $PHASES; do
     c=${phase%%:*}; n=${phase#*:}
-    ( sleep 20; for i in 1 2; do python3 -c 'import sys, urllib.request as u
-r = u.Request(sys.argv[1] + "/metrics", headers={"Authorization": "Bearer " + open(sys.argv[2]).read().strip()})
-sys.stdout.write(u.urlopen(r, timeout=10).read().decode())' "$url" "$key" >"$OUT/$job-c$c.metrics.$i.txt"; sleep 5; done ) &
+    snap "$url" "$key" "$OUT/$job-c$c" & snapper=$!
     vlaunch bench "$job" -w throughput --num-prompts "$n" --input-len 512 --output-len 256 --concurrency "$c" \
       --seed 0 --json >"$OUT/$job-c$c.json" 2>"$OUT/$job-c$c.err"
-    wait
+    kill "$snapper" 2>/dev/null; wait
     python3 - "$OUT/$job-c$c.json" "$job" "$c" <<'PY'
 import json, sys
 try:

@@ -1,11 +1,13 @@
 """``vlaunch advise``: the next change to try, from live metrics over a window, with its reason.
 
-Rules, in order (the seed's batch-tuning table, plus its parallelism table):
+Rules, in order (the seed's batch-tuning table and parallelism table, after one measured on one H200):
 
-1. KV cache above 80 %, or preemptions: lower ``max_num_seqs`` (or give the KV cache more memory).
-2. Tensor parallelism for a model that fits one GPU: use those GPUs as data-parallel replicas.
-3. KV cache below 30 % while requests wait or the running batch is full: raise ``max_num_seqs``.
-4. Otherwise: no change (30-70 % is the seed's optimal band).
+1. The one API server process busy at a full core: more API servers (one Python process feeds every
+   engine, and past it nothing the engine does matters).
+2. KV cache above 80 %, or preemptions: lower ``max_num_seqs`` (or give the KV cache more memory).
+3. Tensor parallelism for a model that fits one GPU: use those GPUs as data-parallel replicas.
+4. KV cache below 30 % while requests wait or the running batch is full: raise ``max_num_seqs``.
+5. Otherwise: no change (30-70 % is the seed's optimal band).
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from dataclasses import dataclass, field
 
 from .metrics import MetricsUnavailable, Scrape, fetch
 
-__all__ = ["Observed", "Advice", "collect", "observe", "advise", "evidence", "parallelism_check", "LOW_KV", "HIGH_KV"]
+__all__ = ["Observed", "Advice", "collect", "observe", "advise", "evidence", "parallelism_check", "api_server_check",
+           "LOW_KV", "HIGH_KV", "API_SERVER_BUSY"]
 
 LOW_KV, HIGH_KV = 30.0, 80.0
+#: Cores of CPU time per second at which the API server process counts as saturated (its event loop
+#: runs on one core; it measured 0.99-1.06 wherever it held back an H200, 0.37 at 8 requests).
+API_SERVER_BUSY = 0.9
+#: prometheus_client's CPU counter of the process that answers /metrics. vLLM exports it only when one
+#: API server runs (several share a multi-process registry, which has no process metrics).
+_PROCESS_CPU = "process_cpu_seconds_total"
 
 
 @dataclass
@@ -32,6 +41,8 @@ class Observed:
     preemptions: float | None
     generation_tokens: float | None
     engines: int
+    api_server_cores: float | None = None
+    itl_mean_ms: float | None = None
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -83,9 +94,18 @@ def _delta(series: list[dict[str, float]] | None) -> float | None:
     return last - first if last >= first else None
 
 
+def _cores(first: Scrape, last: Scrape) -> float | None:
+    """CPU seconds per second of the process answering /metrics (None: not exported, or it restarted)."""
+    before, after = (sum(v for _, v in s.samples.get(_PROCESS_CPU, [])) for s in (first, last))
+    seconds = last.taken - first.taken
+    if _PROCESS_CPU not in first.samples or _PROCESS_CPU not in last.samples or seconds <= 0 or after < before:
+        return None
+    return (after - before) / seconds
+
+
 def observe(scrapes: list[Scrape]) -> Observed:
     """Summarise a window of at least two scrapes (oldest first)."""
-    from .metrics import METRICS
+    from .metrics import METRICS, window
 
     kv, waiting, running = (_series(scrapes, s) for s in ("kv_usage", "waiting", "running"))
     preempt, generation = _series(scrapes, "preemptions"), _series(scrapes, "generation_tokens")
@@ -103,7 +123,9 @@ def observe(scrapes: list[Scrape]) -> Observed:
         waiting_peak=max(sum(s.values()) for s in waiting) if waiting else None,
         running_peak=max((v for s in running for v in s.values()), default=0.0) if running else None,
         preemptions=_delta(preempt), generation_tokens=_delta(generation),
-        engines=max((len(s) for s in running or kv or [{}]), default=0), missing=missing, notes=notes)
+        engines=max((len(s) for s in running or kv or [{}]), default=0),
+        api_server_cores=_cores(scrapes[0], scrapes[-1]),
+        itl_mean_ms=window(scrapes[0], scrapes[-1]).total.itl_ms.get("mean"), missing=missing, notes=notes)
 
 
 def _batch_now(max_num_seqs: int | None, seen: Observed) -> tuple[int, str]:
@@ -123,7 +145,8 @@ def evidence(seen: Observed) -> str:
             f" {fmt(seen.kv_peak, '%')}, mean {fmt(seen.kv_mean, '%')};"
             f" waiting peak {fmt(seen.waiting_peak, digits=0)}; running peak per engine"
             f" {fmt(seen.running_peak, digits=0)}; preemptions {fmt(seen.preemptions, digits=0)};"
-            f" generation {fmt(rate)} tok/s")
+            f" generation {fmt(rate)} tok/s; inter-token latency mean {fmt(seen.itl_mean_ms, ' ms')}"
+            + ("" if seen.api_server_cores is None else f"; API server CPU {seen.api_server_cores:.2f} cores"))
 
 
 def _lower(seen: Observed, max_num_seqs: int | None, utilization: float | None) -> Advice | None:
@@ -162,10 +185,11 @@ def _raise(seen: Observed, max_num_seqs: int | None) -> Advice | None:
                   {"vllm.max_num_seqs": now * 2})
 
 
-def advise(seen: Observed, vllm: dict, parallelism: Advice | None = None) -> Advice:
-    """The next change for a job whose engine settings are ``vllm`` (the profile's ``vllm`` table)."""
-    found = [a for a in (_lower(seen, vllm.get("max_num_seqs"), vllm.get("gpu_memory_utilization")), parallelism,
-                         _raise(seen, vllm.get("max_num_seqs"))) if a]
+def advise(seen: Observed, vllm: dict, parallelism: Advice | None = None, front_end: Advice | None = None) -> Advice:
+    """The next change for a job whose engine settings are ``vllm`` (the profile's ``vllm`` table);
+    ``parallelism`` and ``front_end`` are what :func:`parallelism_check` and :func:`api_server_check` found."""
+    found = [a for a in (front_end, _lower(seen, vllm.get("max_num_seqs"), vllm.get("gpu_memory_utilization")),
+                         parallelism, _raise(seen, vllm.get("max_num_seqs"))) if a]
     notes = list(seen.notes)
     if seen.missing:
         notes.append("missing from /metrics: " + ", ".join(seen.missing))
@@ -215,3 +239,30 @@ def parallelism_check(model: str | None, vllm: dict, gpu_memory: float | None) -
                   " over GPUs that then mostly wait on each other. Seed table: a model that fits one GPU -> data"
                   " parallelism, one replica per GPU",
                   {"vllm.tensor_parallel_size": 1, "vllm.data_parallel_size": tp * dp}), None
+
+
+def api_server_check(seen: Observed, profile) -> Advice | None:
+    """Advice for more API servers when the one API server process of ``profile``'s job (a
+    :class:`~vlaunch.config.model.Profile`) was saturated under load; None otherwise."""
+    from ..config.flags import api_server_count, one_api_server
+    from .plan import API_SERVERS_PER_ENGINE
+
+    cores = seen.api_server_cores
+    if cores is None or cores < API_SERVER_BUSY or not seen.generation_tokens:
+        return None
+    engines = profile.vllm.data_parallel_size
+    wanted = API_SERVERS_PER_ENGINE * engines
+    change: dict = ({"vllm.api_server_count": wanted} if profile.vllm.api_server_count
+                    else {"server.api_servers_per_engine": API_SERVERS_PER_ENGINE})
+    command = list(profile.server.command)
+    if one_api_server(profile):
+        at = next(i for i, word in enumerate(command) if word.startswith("vllm.entrypoints."))
+        change["server.command"] = command[:at] + ["vllm.entrypoints.cli.main", "serve"] + command[at + 1:]
+    return Advice("api-servers", f"API servers {api_server_count(profile)} -> {wanted}"
+                  f" ({API_SERVERS_PER_ENGINE} per engine x {engines})",
+                  f"the API server process used {cores:.2f} cores ({_PROCESS_CPU}), all one Python process gets:"
+                  " it tokenizes, detokenizes and streams for every request, so the engine waits on it and its running"
+                  " batch dips between refills. Measured on one H200"
+                  " (turbo, c=512): one API server 14.4k output tok/s at 1.01 cores, four 23.1k"
+                  + ("; the command becomes vLLM's serve form, since the api_server module starts one API server"
+                     " whatever it is told" if "server.command" in change else ""), change)

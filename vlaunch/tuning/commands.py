@@ -216,7 +216,7 @@ def advise(job, window, interval, gpu_memory, write_name, force, json_):
     from dataclasses import asdict
 
     from .advise import advise as decide
-    from .advise import collect, evidence, observe, parallelism_check
+    from .advise import api_server_check, collect, evidence, observe, parallelism_check
     from .live import open_job
 
     with open_job(job) as live:
@@ -225,7 +225,7 @@ def advise(job, window, interval, gpu_memory, write_name, force, json_):
         vllm = config.get("vllm", {})
         parallel, note = parallelism_check(live.session.profile.server.model, vllm, gpu_memory)
         seen = observe(scrapes)
-        advice = decide(seen, vllm, parallel)
+        advice = decide(seen, vllm, parallel, api_server_check(seen, live.session.profile))
         advice.notes += [n for n in (cut, note) if n]
         profile = live.record.profile
     if json_:
@@ -235,7 +235,8 @@ def advise(job, window, interval, gpu_memory, write_name, force, json_):
                      f"  why: {advice.reason}"]
                     + [f"  then: {t}" for t in advice.then] + [f"  note: {n}" for n in advice.notes])
         if advice.change:
-            sets = " ".join(f"--set {k}={v}" for k, v in advice.change.items())
+            sets = " ".join("--set " + shlex.quote(f"{k}={v if isinstance(v, int) else json.dumps(v)}")
+                            for k, v in advice.change.items())
             click.echo(f"  try: vlaunch up -p {profile} {sets}  (or --write NAME, then vlaunch bench --compare)")
     if write_name:
         if not advice.change:
