@@ -133,11 +133,12 @@ def _signalled_status(job: JobRecord, text: bytes, code: int | None) -> JobStatu
 def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus:
     """How a job ended, from the markers its script wrote, for a job that ``lister`` (the scheduler, or
     the target's process list) no longer shows running. No marker is no evidence: LOST, never FAILED
-    (a cancel by vlaunch, when nothing else says otherwise, is evidence too)."""
+    (a cancel by vlaunch, when nothing else says otherwise, is evidence too, and so is a server killed by a
+    signal after vlaunch asked for the cancel: the scheduler may signal it before the script)."""
     raw = transport.read_file(job.path(EXIT_MARKER))
     code = marker_exit_code(raw)
     signalled = transport.read_file(job.path(SIGNAL_MARKER))
-    if job.cancel_requested and (signalled or raw is None):
+    if job.cancel_requested and (signalled or raw is None or (code or 0) > 128):
         return JobStatus(JobState.CANCELLED, job.cancel_cause or "cancelled by vlaunch down", code)
     if signalled:
         return _signalled_status(job, signalled, code)

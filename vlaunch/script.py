@@ -106,7 +106,9 @@ UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so whe
 #: login shell); any other group (a script started by hand, or under another launcher) is left alone.
 #: ``vlaunch_end_group`` ends every process vLLM left in that group once its main process has ended
 #: (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL (and up to 2 s for
-#: the kill to land). ``vlaunch_guard`` runs beside the server and does the same when the script itself
+#: the kill to land). The script's TERM/INT trap stays on meanwhile: a scheduler signals every process
+#: of a job, and when the server dies of it before the script hears its own, the ``signalled`` marker
+#: must still say so. ``vlaunch_guard`` runs beside the server and does the same when the script itself
 #: is killed (SIGKILL cannot be trapped), then writes the exit marker the script could not. It also
 #: ends the server when a process vLLM named (``VLLM::EngineCore``, ``VLLM::APIServer_N``: children of
 #: the server, listed every 0.5 s for 10 s and every 5 s after, looked at every 0.5 s) has ended though no stop was asked for: vLLM
@@ -132,7 +134,6 @@ vlaunch_own_group() {
   VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
 }
 vlaunch_end_group() {
-  trap '' TERM INT
   [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
   echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
   kill -TERM $VLAUNCH_OTHERS 2>/dev/null

@@ -74,6 +74,17 @@ def test_an_ended_job_is_read_from_its_markers(files, state, words):
     assert status.state is state and words in status.reason, status
 
 
+@pytest.mark.parametrize("marker, state", [("143\n", JobState.CANCELLED), ("137\n", JobState.CANCELLED),
+                                           ("3\n", JobState.FAILED)])
+def test_a_server_killed_by_a_signal_after_a_cancel_was_asked_for_is_cancelled(marker, state):
+    """The scheduler signals every process of the job: the server may die of it before the script hears
+    its own and writes the signalled marker; a status of its own (3) still fails."""
+    transport = RecordingTransport()
+    transport.files = {"/runs/j/exit_code": marker}
+    status = ended_status(record(cancel_requested=True, cancel_cause="cancelled by vlaunch down"), transport, "pbs")
+    assert status.state is state, status
+
+
 def test_lost_is_corrected_by_later_evidence_and_settled_states_stay(isolated):
     registry = Registry()
     rec = record()
@@ -135,6 +146,19 @@ def test_a_term_from_outside_is_cancelled_not_a_clean_exit(isolated):
     os.killpg(int(job["native_id"]), signal.SIGTERM)  # what a scheduler's qdel or a preemption does
     state = until_not_running("t", 20)
     assert state["state"] == "CANCELLED" and "SIGTERM" in state["reason"], state
+
+
+def test_a_term_that_reaches_the_server_before_the_script_is_still_a_cancel(isolated):
+    """A scheduler's qdel signals the server and the script in turn; here the script's TERM comes while it
+    is ending what the server left (a stubborn engine keeps it there for 3 s)."""
+    assert vlaunch("up", *FAKE, "--name", "ts", env={"FAKE_ENGINE": "stubborn"}, timeout=120).returncode == 0
+    job, run = records()["ts"], isolated / "state" / "runs" / "ts"
+    os.kill(json.loads((run / "rendezvous.json").read_text())["pid"], signal.SIGTERM)
+    assert wait_for(lambda: "ending processes the server left" in vlaunch("logs", "ts").stdout, 20)
+    os.kill(int(job["native_id"]), signal.SIGTERM)
+    state = until_not_running("ts", 20)
+    assert state["state"] == "CANCELLED" and "SIGTERM" in state["reason"], state
+    assert live_group_members(job["native_id"]) == []
 
 
 def test_a_job_whose_processes_vanished_without_a_marker_is_lost_not_failed(isolated):
