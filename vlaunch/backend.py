@@ -81,6 +81,8 @@ class Backend(ABC):
     template: ClassVar[str | None] = None
     #: Where the commands this backend needs come from, for "command not found" messages.
     install_hint: ClassVar[str] = ""
+    #: The programs its jobs need on the target, beyond a POSIX shell (``vlaunch doctor`` looks for them).
+    commands: ClassVar[tuple[str, ...]] = ()
     #: Python modules the backend needs where vlaunch runs, each with how to install it.
     needs_modules: ClassVar[dict[str, str]] = {}
 
@@ -135,6 +137,7 @@ class ProcessBackend(Backend):
     #: Seconds between SIGTERM and SIGKILL, unless the options model has a ``kill_grace`` field.
     kill_grace: ClassVar[float] = 15.0
     lister: ClassVar[str] = "the process list"
+    commands: ClassVar[tuple[str, ...]] = ("bash", "ps")
 
     def submit(self, job, script_path, transport):
         pid = transport.spawn(["bash", script_path], cwd=job.run_dir, log=job.path("launcher.log"))

@@ -182,6 +182,33 @@ def render(profile, backend, model, port, sets, vllm_args, on, bind, host, name,
     click.echo(text, nl=False)
 
 
+@cli.command()
+@profile_options
+@click.option("--via", metavar="HOST", help="As for up: the job would be submitted through this SSH host.")
+@click.option("--json", "json_", is_flag=True, help="Print the checks as JSON.")
+def doctor(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, via, json_):
+    """Check, without submitting, that `up` with the same options can work: the profile renders, the
+    target answers, the backend's commands are there, vLLM imports in the job's environment, the model
+    is where the job looks, vLLM's parser accepts the flags. Exits 1 when a check fails."""
+    from dataclasses import asdict
+
+    from .doctor import doctor as run_checks
+
+    backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
+    checks = run_checks(profile, backend, overrides, via)
+    failed = [c.name for c in checks if c.passed is False]
+    if json_:
+        click.echo(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        for check in checks:
+            word = {True: "passed", False: "FAILED", None: "skipped"}[check.passed]
+            click.echo(f"  {check.name:<9} {word:<8} {check.detail}")
+        click.echo(f"doctor: {len(failed)} of {len(checks)} checks failed ({', '.join(failed)})" if failed
+                   else f"doctor: nothing in the way ({len(checks)} checks)")
+    if failed:
+        sys.exit(1)
+
+
 def _record_json(record):
     data = record.model_dump(mode="json")
     data["endpoint"] = record.endpoint

@@ -33,6 +33,7 @@ class PbsBackend(BatchBackend):
     description = "PBS Pro / OpenPBS batch jobs (Torque with dialect = \"torque\"): qsub, qstat, qdel"
     options_model = PbsOptions
     template = "pbs.sh.tmpl"
+    commands = ("qsub", "qstat", "qdel")
     install_hint = "the PBS Pro / OpenPBS or Torque client commands"
     state_map = STATE_MAP
 

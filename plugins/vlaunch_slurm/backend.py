@@ -21,6 +21,7 @@ class SlurmBackend(BatchBackend):
     description = "Slurm batch jobs (sbatch/squeue/scancel); several nodes with vLLM's native data parallelism"
     options_model = SlurmOptions
     template = "slurm.sh.tmpl"
+    commands = ("sbatch", "squeue", "sacct", "scancel")
     install_hint = ("install Slurm's client commands: apt install slurm-client on Debian/Ubuntu, or load your"
                     " site's slurm module; or submit through a login node with --via HOST")
     state_map = STATE_MAP
