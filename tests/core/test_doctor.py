@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -55,3 +56,11 @@ def test_a_profile_that_does_not_render_is_the_one_failed_check(isolated):
     assert result.returncode == 1
     assert [(c["name"], c["passed"]) for c in json.loads(result.stdout)] == [("profile", False)]
     assert "no_such_key" in json.loads(result.stdout)[0]["detail"]
+
+
+def test_the_vllm_check_imports_the_real_vllm_with_the_module_form(isolated):
+    command = json.dumps([sys.executable, "-m", "vllm.entrypoints.openai.api_server"])
+    result = vlaunch("doctor", "-p", "cpu-tiny", "-m", str(isolated), "--set", f"server.command={command}", "--json")
+    assert result.returncode == 0, result.stdout
+    found = checks(result)["vllm"]
+    assert found["passed"] and re.fullmatch(r"\d+\.\d+\.\d+\S* here", found["detail"]), found  # vLLM's version
