@@ -533,29 +533,32 @@ def _add_tuning_wing():
 _add_tuning_wing()
 
 
+def _fail(message: str, code: int, argv) -> None:
+    """One line on stderr and exit ``code``; with ``--json`` on the command line, the same as a JSON object
+    on stdout too, so that a script reading stdout gets an answer it can parse."""
+    click.echo(message, err=True)
+    if "--json" in (sys.argv[1:] if argv is None else argv):
+        click.echo(json.dumps({"error": message.removeprefix("error: "), "exit_code": code}))
+    sys.exit(code)
+
+
 def main(argv=None):
     """Entry point: run the CLI, turning every vlaunch error into one line and a non-zero exit."""
     _interruptible()
     try:
         cli.main(args=argv, prog_name="vlaunch", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        _fail("aborted", 130, argv)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "vlaunch"
-        click.echo(f"error: {exc.format_message()} (see: {command} --help)", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc.format_message()} (see: {command} --help)", exc.exit_code, argv)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc.format_message()}", exc.exit_code, argv)
     except VlaunchError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc}", exc.exit_code, argv)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130, argv)
     except Exception as exc:  # a bug: still one line, the traceback on request
         if os.environ.get("VLAUNCH_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (set VLAUNCH_DEBUG=1 for the traceback)", err=True)
-        sys.exit(70)
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set VLAUNCH_DEBUG=1 for the traceback)", 70, argv)

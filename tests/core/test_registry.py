@@ -56,3 +56,12 @@ def test_forget_refuses_running_and_removes_ended(isolated):
     assert_one_line_error(vlaunch("forget", "f1"), "vlaunch down f1")
     assert vlaunch("down", "f1", "--forget").returncode == 0
     assert vlaunch("status", "--json").stdout.strip() == "[]"
+
+
+def test_with_json_an_error_is_also_a_json_object_on_stdout(isolated):
+    for args in (["status", "--json", "nope"], ["ls", "--json", "--bogus"]):
+        result = vlaunch(*args)
+        assert_one_line_error(result)
+        answer = json.loads(result.stdout)
+        assert answer == {"error": result.stderr.strip().removeprefix("error: "), "exit_code": result.returncode}
+    assert vlaunch("status", "nope").stdout == ""  # without --json, stdout stays empty
