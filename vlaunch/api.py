@@ -160,9 +160,10 @@ def _check_vllm_flags(prepared: Prepared) -> None:
 def up(profile: str, backend: str = "local", overrides: Overrides | None = None, *, name: str | None = None,
        via: str | None = None, wait: bool = True, timeout: float | None = None, check_flags: bool = True,
        check_model: bool = True, keep_on_failure: bool = False, progress: Callable[[StageEvent], None] | None = None,
-       registry: Registry | None = None) -> JobRecord:
+       registry: Registry | None = None, notice: Callable[[str], None] | None = None) -> JobRecord:
     """Resolve, render, check the flags (vLLM's parser) and the model (where the job is submitted),
-    submit and (unless ``wait=False``) wait until the server really answers.
+    submit and (unless ``wait=False``) wait until the server really answers. ``notice`` is given what
+    the user should know before the job starts (``auto``'s fallback when it could not plan the model).
 
     On a timeout or an interrupt while waiting, the job is cancelled unless ``keep_on_failure``;
     its record stays in the registry in every case.
@@ -170,6 +171,8 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
     prepared = prepare(profile, backend, overrides)
     if not prepared.profile.server.model:
         raise ConfigError(f"profile {profile!r} names no model: pass --model or set server.model")
+    if notice and prepared.resolved.fallback:
+        notice(prepared.resolved.fallback)
     if check_flags:
         _check_vllm_flags(prepared)
     registry = registry or Registry()

@@ -105,8 +105,8 @@ def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, ext
     backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
     record = api.up(profile, backend, overrides, name=name, via=via,
                     wait=wait, timeout=timeout, check_flags=not no_check_flags, check_model=not no_check_model,
-                    keep_on_failure=keep_on_failure,
-                    progress=progress)
+                    keep_on_failure=keep_on_failure, progress=progress,
+                    notice=lambda line: click.echo(f"vlaunch: {line}", err=True))
     if json_:
         click.echo(json.dumps(_record_json(record), indent=2))
         return

@@ -53,3 +53,16 @@ def test_down_all_stops_every_job_that_has_not_ended(isolated):
     assert vlaunch("down", "--all").stdout == "no running or queued jobs\n"
     assert_one_line_error(vlaunch("down"), "name the jobs to stop, or give --all (not both)")
     assert_one_line_error(vlaunch("down", "--all", "one"), "name the jobs to stop, or give --all (not both)")
+
+
+def test_up_says_when_auto_could_not_plan_the_model(isolated):
+    result = vlaunch("up", "-m", "org/not-in-any-cache", "--set", fake_command(), "--no-check-flags", "--no-wait",
+                     "--name", "fallback")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0].startswith(
+        "vlaunch: auto: cannot read the config.json of org/not-in-any-cache here (`vlaunch plan -m MODEL` says why),"
+        " so no memory math: tensor_parallel_size 1 x data_parallel_size 4"), result.stderr
+    assert vlaunch("down", "fallback").returncode == 0
+    planned = vlaunch("up", *FAKE, "--name", "planned")  # a profile without auto: nothing to say
+    assert planned.returncode == 0 and "auto:" not in planned.stderr, planned.stderr
+    assert vlaunch("down", "planned").returncode == 0

@@ -21,23 +21,25 @@ SOURCE = "auto (vlaunch plan)"
 _PLANNED = ("tensor_parallel_size", "data_parallel_size", "max_num_seqs", "max_num_batched_tokens", "max_model_len")
 
 
-def plan_layout(merged: dict, sources: dict[str, str]) -> list[str]:
-    """Plan ``merged`` (the profile's layers, merged) in place when it asks for it; the reasons, one per line."""
+def plan_layout(merged: dict, sources: dict[str, str]) -> tuple[list[str], str | None]:
+    """Plan ``merged`` (the profile's layers, merged) in place when it asks for it: the reasons, one per
+    line, and the one that says why the memory math could not be done (None when it was, or not asked)."""
     try:
         settings = PlanSection.model_validate(merged.get("plan", {}))
         resources = ResourcesSection.model_validate(merged.get("resources", {}))
         server = ServerSection.model_validate(merged.get("server", {}))
         vllm = VllmSection.model_validate(merged.get("vllm", {}))
     except ValidationError:
-        return []  # validating the whole profile reports it, with the layer that set it
+        return [], None  # validating the whole profile reports it, with the layer that set it
     if not settings.auto or not server.model:
-        return []
+        return [], None
     if resources.gpus_per_node == 0:
-        return ["auto: no GPUs (resources.gpus_per_node = 0), nothing to plan: vLLM's defaults"]
+        return ["auto: no GPUs (resources.gpus_per_node = 0), nothing to plan: vLLM's defaults"], None
     if vllm.pipeline_parallel_size > 1:
-        return ["auto: pipeline parallelism is set, so the layout and batching stay as the layers give them"]
+        return ["auto: pipeline parallelism is set, so the layout and batching stay as the layers give them"], None
     given = {key: sources[f"vllm.{key}"] for key in _PLANNED if f"vllm.{key}" in sources}
-    values, notes = _decide(settings, resources, server.model, vllm, given)
+    values, notes, planned_by_math = _decide(settings, resources, server.model, vllm, given)
+    fallback = None if planned_by_math else notes[0]
     planned = merged.setdefault("vllm", {})
     for key, value in values.items():
         if key in given:
@@ -47,12 +49,13 @@ def plan_layout(merged: dict, sources: dict[str, str]) -> list[str]:
             sources[f"vllm.{key}"] = SOURCE
     notes.append("auto: CUDA graphs " + (f"off: vllm.enforce_eager set by {sources['vllm.enforce_eager']}"
                                          if vllm.enforce_eager else "on (vllm.enforce_eager false)"))
-    return notes
+    return notes, fallback
 
 
 def _decide(settings: PlanSection, resources: ResourcesSection, model: str, vllm: VllmSection,
             given: dict[str, str]) -> tuple[dict, list[str]]:
-    """The planned values (some may be None: vLLM's default) and the lines that explain them."""
+    """The planned values (some may be None: vLLM's default), the lines that explain them, and whether the
+    memory math made them (False: a fallback layout)."""
     from ..tuning.model_config import load_shape
     from ..tuning.plan import PlanInput, make_plan
 
@@ -69,7 +72,7 @@ def _decide(settings: PlanSection, resources: ResourcesSection, model: str, vllm
                 [f"auto: cannot read the config.json of {model} here (`vlaunch plan -m MODEL` says why), so no"
                  f" memory math: tensor_parallel_size {tp} x data_parallel_size {total // tp}, the layout for a"
                  " model that fits one GPU, and vLLM's batching defaults; for a larger model set"
-                 " vllm.tensor_parallel_size"])
+                 " vllm.tensor_parallel_size"], False)
     inp = PlanInput(model=model, gpus=resources.gpus_per_node, nodes=resources.nodes, gpu_memory=settings.gpu_memory,
                     utilization=vllm.gpu_memory_utilization or 0.9, prompt_len=settings.prompt_len,
                     output_len=settings.output_len, max_model_len=vllm.max_model_len, dtype=vllm.dtype,
@@ -82,9 +85,9 @@ def _decide(settings: PlanSection, resources: ResourcesSection, model: str, vllm
                 [f"auto: by the memory math {model} does not fit {where} with room for its KV cache at any"
                  f" tensor-parallel size (`vlaunch plan` shows the figures): tensor_parallel_size {tp} x"
                  f" data_parallel_size {total // tp} and vLLM's batching defaults; set plan.gpu_memory for"
-                 " your cards"])
+                 " your cards"], False)
     notes = [f"auto: vlaunch plan for {where}, {settings.prompt_len} in / {settings.output_len} out:"]
     notes += [f"auto: {line.strip()}" for line in plan.reasoning[1:]]  # [0] names the config file's path
     return ({"tensor_parallel_size": plan.tensor_parallel, "data_parallel_size": plan.data_parallel,
              "max_num_seqs": plan.max_num_seqs, "max_num_batched_tokens": plan.max_num_batched_tokens,
-             "max_model_len": plan.max_model_len}, notes)
+             "max_model_len": plan.max_model_len}, notes, True)

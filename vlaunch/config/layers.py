@@ -53,6 +53,8 @@ class Resolved:
     profile: Profile
     sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: The note saying why ``auto`` fell back to a layout without its memory math (None: it did not).
+    fallback: str | None = None
 
     def source_of(self, path: str) -> str:
         """The layer that set ``path`` (or a value inside it: the last layer that did) or its nearest
@@ -220,12 +222,12 @@ def resolve_profile(name: str, cli: Layer | None = None, *, project_dir: Path | 
     if isinstance(vllm, dict) and isinstance(vllm.get(_EXTRA), dict):
         vllm[_EXTRA] = [w for flag, values in vllm[_EXTRA].items() for w in _flag_words(flag, values)]
     merged.pop("extends", None)
-    notes = plan_layout(merged, sources)
+    notes, fallback = plan_layout(merged, sources)
     try:
         profile = Profile.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, Profile, sources, whole=f"profile {name}")) from None
-    return Resolved(name, profile, sources, notes)
+    return Resolved(name, profile, sources, notes, fallback)
 
 
 def validate_options(resolved: Resolved, backend: str, options_model: type[BaseModel],
