@@ -265,7 +265,8 @@ def render_result(summary: dict) -> list[str]:
 SERVER_ROWS = (("running (median)", "running"), ("waiting (median)", "waiting"), ("GPU util %", "gpu_util_pct"),
                ("GPU power W", "gpu_power_w"))
 #: CPU rows: label, process role (cores of the busiest process of that role).
-CPU_ROWS = (("API server cores", "api_server"), ("EngineCore cores", "engine_core"), ("client cores", "client"))
+CPU_ROWS = (("API server cores", "api_server"), ("EngineCore cores", "engine_core"), ("worker cores", "worker"),
+            ("client cores", "client"))
 
 
 def _server_rows(server: dict) -> list[tuple[str, str]]:
