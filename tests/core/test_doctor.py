@@ -1,5 +1,4 @@
-"""`vlaunch doctor`: each check on the real CLI, against this machine (the ssh rig's hosts are the
-ssh suite's); nothing is submitted."""
+"""`vlaunch doctor`: its checks on the real CLI against this machine; nothing is submitted."""
 
 from __future__ import annotations
 
