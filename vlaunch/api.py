@@ -150,11 +150,14 @@ def _check_port_free(prepared: Prepared, transport: Transport) -> None:
             raise ConfigError(f"port {port} on {bind} is not free ({exc.strerror}); choose another or use --port auto") from None
 
 
-def _check_vllm_flags(prepared: Prepared) -> None:
+def check_vllm_flags(prepared: Prepared) -> bool:
+    """Check the profile's flags with the vLLM installed here (raises in one line); False when there is none."""
     from .vllm_args import check_flags, vllm_available
 
-    if vllm_available():
-        check_flags(prepared.profile.server.model or "model", vllm_flags(prepared.profile.vllm))
+    if not vllm_available():
+        return False
+    check_flags(prepared.profile.server.model or "model", vllm_flags(prepared.profile.vllm))
+    return True
 
 
 def up(profile: str, backend: str = "local", overrides: Overrides | None = None, *, name: str | None = None,
@@ -174,7 +177,7 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
     if notice and prepared.resolved.fallback:
         notice(prepared.resolved.fallback)
     if check_flags:
-        _check_vllm_flags(prepared)
+        check_vllm_flags(prepared)
     registry = registry or Registry()
     transport = make_transport(prepared.host, prepared.transport_spec(via))
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import VlaunchError
+from .model_check import where
 
 __all__ = ["Check", "doctor"]
 
@@ -47,8 +48,8 @@ def _scheduler(backend, transport) -> Check:
     missing = [c for c in backend.commands if transport.run(["sh", "-c", 'command -v "$0"', c]).returncode != 0]
     if missing:
         hint = f" ({backend.install_hint})" if backend.install_hint else ""
-        return Check("commands", False, f"missing {_where(transport)}: {', '.join(missing)}{hint}")
-    return Check("commands", True, f"{', '.join(backend.commands)} {_where(transport)}")
+        return Check("commands", False, f"missing {where(transport)}: {', '.join(missing)}{hint}")
+    return Check("commands", True, f"{', '.join(backend.commands)} {where(transport)}")
 
 
 def _vllm(prepared, job, transport) -> Check:
@@ -57,15 +58,10 @@ def _vllm(prepared, job, transport) -> Check:
     result = transport.run(_vllm_probe(prepared, job), timeout=120)
     words = result.stdout.split()
     if result.returncode == 0 and _PROBE_WORD in words:
-        return Check("vllm", True, f"{' '.join(words[words.index(_PROBE_WORD) + 1:])} {_where(transport)}")
+        return Check("vllm", True, f"{' '.join(words[words.index(_PROBE_WORD) + 1:])} {where(transport)}")
     last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-    return Check("vllm", False, f"`{' '.join(prepared.profile.server.command)}` cannot start vLLM {_where(transport)}"
+    return Check("vllm", False, f"`{' '.join(prepared.profile.server.command)}` cannot start vLLM {where(transport)}"
                  f" in the job's environment: {last}")
-
-
-def _where(transport) -> str:
-    host = transport.describe().get("host")
-    return f"on {host}" if host else "here"
 
 
 def _model(profile, transport) -> Check:
@@ -81,13 +77,11 @@ def _model(profile, transport) -> Check:
 
 
 def _flags(prepared) -> Check:
-    from .config.flags import vllm_flags
-    from .vllm_args import check_flags, vllm_available
+    from .api import check_vllm_flags
 
-    if not vllm_available():
-        return Check("flags", None, "no vLLM here to check them with")
     try:
-        check_flags(prepared.profile.server.model or "model", vllm_flags(prepared.profile.vllm))
+        if not check_vllm_flags(prepared):
+            return Check("flags", None, "no vLLM here to check them with")
     except VlaunchError as exc:
         return Check("flags", False, str(exc))
     return Check("flags", True, "vLLM's parser here accepts them")
@@ -111,7 +105,7 @@ def doctor(profile: str, backend: str, overrides=None, via: str | None = None) -
         return checks + [Check("target", False, str(exc))]
     try:
         transport.run(["true"])
-        checks.append(Check("target", True, f"answers {_where(transport)}"))
+        checks.append(Check("target", True, f"answers {where(transport)}"))
         checks.append(_scheduler(prepared.backend, transport))
         checks.append(_vllm(prepared, job, transport))
         checks.append(_model(prepared.profile, transport))

@@ -15,7 +15,7 @@ from .config.model import Profile
 from .errors import ConfigError
 from .transport import Transport
 
-__all__ = ["check_model"]
+__all__ = ["check_model", "where"]
 
 _SKIP = "--no-check-model skips this check where the compute nodes see other filesystems"
 
@@ -24,7 +24,8 @@ def _exists(transport: Transport, path: str) -> bool:
     return transport.run(["test", "-e", path]).returncode == 0
 
 
-def _where(transport: Transport) -> str:
+def where(transport: Transport) -> str:
+    """``here`` or ``on HOST``: where the transport runs commands, for messages."""
     host = transport.describe().get("host")
     return f"on {host}" if host else "here"
 
@@ -45,7 +46,7 @@ def check_model(profile: Profile, transport: Transport) -> None:
     if model.startswith(("/", "./", "../", "~")):
         path = f"{transport.home()}/{model[2:]}" if model.startswith("~/") else model
         if not _exists(transport, path):
-            raise ConfigError(f"model {shlex.quote(model)} does not exist {_where(transport)}, where the job"
+            raise ConfigError(f"model {shlex.quote(model)} does not exist {where(transport)}, where the job"
                               f" is submitted; {_SKIP}")
         return
     if model.count("/") != 1 or profile.environment.variables.get("HF_HUB_OFFLINE") not in ("1", "true", "True"):
@@ -53,6 +54,6 @@ def check_model(profile: Profile, transport: Transport) -> None:
     cache = _hub_cache(profile, transport.home())
     folder = f"{cache}/models--{model.replace('/', '--')}/snapshots"
     if not _exists(transport, folder):
-        raise ConfigError(f"model {model} is not in the Hugging Face cache {_where(transport)} ({cache}), and the"
+        raise ConfigError(f"model {model} is not in the Hugging Face cache {where(transport)} ({cache}), and the"
                           f" job runs with HF_HUB_OFFLINE=1 so vLLM will not download it; fetch it with"
                           f" `huggingface-cli download {model}` there, or {_SKIP}")
