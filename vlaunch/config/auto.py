@@ -53,7 +53,7 @@ def plan_layout(merged: dict, sources: dict[str, str]) -> tuple[list[str], str |
 
 
 def _decide(settings: PlanSection, resources: ResourcesSection, model: str, vllm: VllmSection,
-            given: dict[str, str]) -> tuple[dict, list[str]]:
+            given: dict[str, str]) -> tuple[dict, list[str], bool]:
     """The planned values (some may be None: vLLM's default), the lines that explain them, and whether the
     memory math made them (False: a fallback layout)."""
     from ..tuning.model_config import load_shape
