@@ -77,7 +77,27 @@ def _target(backend, on, bind, host, model, port, sets, vllm_args, extra):
     return ("ssh" if on else backend), Overrides(sets=sets, model=model, port=port, vllm_args=words)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: The tuning wing's commands (vlaunch/tuning/commands.py), imported only when one of them or the full help
+#: is asked for, so that the other commands and completion do not build them.
+TUNING_COMMANDS = ("watch", "bench", "plan", "advise")
+
+
+class _Group(click.Group):
+    """vlaunch's command group: the core commands here, the tuning wing loaded on first use."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *TUNING_COMMANDS})
+
+    def get_command(self, ctx, name):
+        if name in TUNING_COMMANDS and name not in self.commands:
+            from .tuning.commands import COMMANDS
+
+            for command in COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vlaunch")
 def cli():
     """Launch vLLM's OpenAI-compatible server with tuned profiles: locally, over SSH, on Slurm or PBS."""
@@ -247,12 +267,17 @@ def _table_lines(records) -> list[str]:
               help="Refresh in place until every job shown is ready or has ended (Ctrl-C stops watching).")
 def status(names, json_, no_refresh, watch):
     """Show jobs (all, or the named ones), refreshed from their backends; exit status 1 when some could not be refreshed."""
+    from .paths import job_names
+
+    if watch and (json_ or no_refresh):
+        raise click.UsageError("--watch refreshes a table: it takes neither --json nor --no-refresh")
+    if not names and not job_names():  # nothing to load models or plugins for
+        click.echo("[]" if json_ else "no jobs")
+        return
+    if watch:
+        sys.exit(_watch(list(names) or None))
     from . import api
 
-    if watch:
-        if json_ or no_refresh:
-            raise click.UsageError("--watch refreshes a table: it takes neither --json nor --no-refresh")
-        sys.exit(_watch(list(names) or None))
     records, problems = api.status(list(names) or None, refresh=not no_refresh)
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
@@ -521,16 +546,6 @@ def completion_script(shell):
 
     comp = get_completion_class(shell)(cli, {}, "vlaunch", "_VLAUNCH_COMPLETE")
     click.echo(comp.source())
-
-
-def _add_tuning_wing():
-    from .tuning.commands import COMMANDS
-
-    for command in COMMANDS:
-        cli.add_command(command)
-
-
-_add_tuning_wing()
 
 
 def _fail(message: str, code: int, argv) -> None:

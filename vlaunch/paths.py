@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
-__all__ = ["config_dir", "state_dir", "packaged_profiles", "available_profiles", "PROFILE_ALIASES"]
+__all__ = ["config_dir", "state_dir", "cache_dir", "jobs_dir", "job_names", "packaged_profiles", "available_profiles",
+           "PROFILE_ALIASES"]
 
 #: Old profile names that still work: ``default`` was the seed's baseline before ``auto`` became the default.
 PROFILE_ALIASES = {"default": "baseline"}
@@ -29,12 +29,29 @@ def state_dir() -> Path:
     return Path(override) if override else _xdg("XDG_STATE_HOME", ".local/state") / "vlaunch"
 
 
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/vlaunch`` (``~/.cache/vlaunch``): what can be rebuilt (vLLM's flags)."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / "vlaunch"
+
+
+def jobs_dir() -> Path:
+    """Where the registry keeps one record per job: ``<state dir>/jobs``."""
+    return state_dir() / "jobs"
+
+
+def job_names(jobs: Path | None = None) -> list[str]:
+    """Names of the jobs with a record in ``jobs`` (default :func:`jobs_dir`); cheap, nothing is parsed."""
+    jobs = jobs or jobs_dir()
+    if not jobs.is_dir():
+        return []
+    return sorted(p.stem for p in jobs.glob("*.json") if not p.name.startswith("."))
+
+
 def packaged_profiles() -> Path:
     """The profiles shipped with vlaunch: ``vlaunch/_configs`` in a wheel, the repo's ``configs/`` in a checkout."""
-    shipped = Path(str(resources.files("vlaunch"))) / "_configs"
-    if shipped.is_dir():
-        return shipped
-    return Path(__file__).resolve().parent.parent / "configs"
+    package = Path(__file__).resolve().parent
+    shipped = package / "_configs"
+    return shipped if shipped.is_dir() else package.parent / "configs"
 
 
 def available_profiles() -> dict[str, Path]:

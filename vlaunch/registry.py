@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import JobNotFound, RegistryError
-from .paths import state_dir
+from .paths import job_names, jobs_dir
 from .states import JobState
 
 __all__ = ["JobRecord", "Registry", "now_iso"]
@@ -76,7 +76,7 @@ class Registry:
     """Job records in ``<state dir>/jobs/<name>.json`` and API keys in ``<name>.key`` (mode 0600)."""
 
     def __init__(self, root: Path | None = None):
-        self.root = (root or state_dir()) / "jobs"
+        self.root = root / "jobs" if root else jobs_dir()
 
     def _ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -153,9 +153,7 @@ class Registry:
 
     def names(self) -> list[str]:
         """Names of all stored jobs."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.stem for p in self.root.glob("*.json") if not p.name.startswith("."))
+        return job_names(self.root)
 
     def all(self) -> tuple[list[JobRecord], list[str]]:
         """Every readable record, newest first, and one problem line per unreadable one."""

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError
+from .paths import cache_dir
 
 __all__ = ["vllm_available", "check_flags", "cache_file"]
 
@@ -39,8 +40,7 @@ def cache_file() -> Path | None:
         return None
     package = Path(spec.origin).parent
     key = f"{package}:{os.stat(spec.origin).st_mtime_ns}:{os.stat(package).st_mtime_ns}"
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vlaunch" / "vllm-flags"
-    return root / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+    return cache_dir() / "vllm-flags" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
 
 
 def _parser():
