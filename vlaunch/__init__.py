@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 # Loaded on first use (PEP 562), so `vlaunch --help`, completion and `status` do not pay for pydantic
 # and pluggy before they need them.
 _LAZY = {"Backend": "backend", "BackendOptions": "backend", "BatchBackend": "backend", "ProcessBackend": "backend",
-         "JobSpec": "backend", "hookimpl": "plugins", "JobState": "states", "JobStatus": "states",
+         "JobSpec": "backend", "hookimpl": "hookspecs", "JobState": "states", "JobStatus": "states",
          "Transport": "transport", "CommandResult": "transport"}
 
 __all__ = ["__version__", *_LAZY]

@@ -85,6 +85,8 @@ class Backend(ABC):
     commands: ClassVar[tuple[str, ...]] = ()
     #: Python modules the backend needs where vlaunch runs, each with how to install it.
     needs_modules: ClassVar[dict[str, str]] = {}
+    #: First and longest gap (seconds) between two polls of a waiting caller (see :class:`lifecycle.Backoff`).
+    poll_cadence: ClassVar[tuple[float, float]] = lifecycle.PROCESS_POLL
 
     @classmethod
     def missing_modules(cls) -> list[str]:
@@ -195,6 +197,7 @@ class BatchBackend(Backend):
 
     #: Native state code -> normalised state; every code the scheduler prints should be here.
     state_map: ClassVar[dict[str, JobState]] = {}
+    poll_cadence: ClassVar[tuple[float, float]] = lifecycle.SCHEDULER_POLL  # schedulers are polled gently
 
     @abstractmethod
     def submit_command(self, job: JobSpec, script_path: str) -> list[str]:

@@ -3,7 +3,7 @@ so that a plugin can replace any single step by returning a non-None value."""
 
 from __future__ import annotations
 
-from .plugins import hookimpl
+from .hookspecs import hookimpl
 from .probes import probe
 from .script import render_script
 from .transport import LocalTransport
@@ -36,7 +36,7 @@ def vlaunch_cancel(backend, job, transport):
 
 @hookimpl(trylast=True)
 def vlaunch_check_health(job, stage, base_url, api_key):
-    """Probe the stage over HTTP (or TCP for "port")."""
+    """Probe the stage over HTTP."""
     return probe(stage, base_url, job.served_model_name, api_key)
 
 

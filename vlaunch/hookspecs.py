@@ -25,9 +25,12 @@ if TYPE_CHECKING:
     from .states import JobStatus
     from .transport import Transport
 
-__all__ = ["hookspec"]
+__all__ = ["hookspec", "hookimpl"]
 
 hookspec = pluggy.HookspecMarker("vlaunch")
+#: The marker of an implementation: ``@vlaunch.hookimpl`` (beside the specs, so the core's own
+#: implementations and the plugin loader both import it from here).
+hookimpl = pluggy.HookimplMarker("vlaunch")
 
 
 @hookspec
@@ -121,11 +124,12 @@ def vlaunch_cancel(backend: Backend, job: JobRecord, transport: Transport) -> bo
 
 @hookspec(firstresult=True)
 def vlaunch_check_health(job: JobRecord, stage: str, base_url: str, api_key: str | None) -> Probe | None:
-    """Probe one readiness stage of a server: ``"port"``, ``"health"``, ``"models"`` or ``"completion"``.
+    """Probe one HTTP readiness stage of a server: ``"health"``, ``"models"`` or ``"completion"``.
 
     Called repeatedly while ``up`` waits; stops at the first non-None result. The core's
-    implementation connects to the port, expects 200 from ``/health``, the served name in
-    ``/v1/models``, and one generated token from ``/v1/completions``.
+    implementation expects 200 from ``/health``, the served name in ``/v1/models``, and one generated
+    token from ``/v1/completions``. (The ``"port"`` stage before them is asked of the job's
+    transport: :meth:`vlaunch.Transport.port_open`.)
 
     :param job: The job's record (``served_model_name`` says what must be listed).
     :param stage: The stage to probe.

@@ -77,10 +77,8 @@ class Backoff:
 
 
 def poll_backoff(backend: Backend) -> Backoff:
-    """The cadence at which waiting callers poll ``backend`` (schedulers are polled gently)."""
-    from .backend import BatchBackend
-
-    return Backoff(*(SCHEDULER_POLL if isinstance(backend, BatchBackend) else PROCESS_POLL))
+    """The cadence at which waiting callers poll ``backend``: its ``poll_cadence``."""
+    return Backoff(*backend.poll_cadence)
 
 
 # -- how a job ended ------------------------------------------------------------------------------
@@ -161,7 +159,7 @@ def _ended_early(job: JobRecord, transport: Transport, status: JobStatus, lister
     if status.state not in (JobState.RUNNING, JobState.UNKNOWN) or transport.read_file(job.path(EXIT_MARKER)) is None:
         return status
     ended = ended_status(job, transport, lister)
-    return JobStatus(ended.state, ended.reason, ended.exit_code, status.nodes or ended.nodes, status.native_state)
+    return JobStatus(ended.state, ended.reason, ended.exit_code, status.nodes or ended.nodes)
 
 
 # -- observing ------------------------------------------------------------------------------------
@@ -194,7 +192,7 @@ def _with_cause(backend: Backend, job: JobRecord, transport: Transport, status: 
         return status
     code = status.exit_code if status.exit_code is not None else ended.exit_code
     reason = f"{ended.reason} ({backend.name}: {status.reason})" if status.reason else ended.reason
-    return JobStatus(JobState.FAILED, reason, code, status.nodes, status.native_state)
+    return JobStatus(JobState.FAILED, reason, code, status.nodes)
 
 
 class Liveness:

@@ -7,6 +7,7 @@ CLI. ``VLAUNCH_DISABLE_PLUGINS=a,b`` skips entry points by name.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -14,11 +15,11 @@ import pluggy
 
 from . import hookspecs
 from .errors import BackendNotFound, PluginError
+from .hookspecs import hookimpl
 
 __all__ = ["hookimpl", "BackendInfo", "PluginFailure", "PluginHost", "get_host", "reset_host", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "vlaunch"
-hookimpl = pluggy.HookimplMarker("vlaunch")
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,13 @@ class PluginHost:
         return self.pm.hook
 
     def register(self, plugin, name: str | None = None, distribution: str = "vlaunch", version: str = "") -> None:
-        """Register a plugin object and collect the backends it provides."""
+        """Register a plugin object and collect the backends it provides (its own ``vlaunch_register_backends``
+        is called through pluggy, so tracing shows it, with a ``register`` that knows where they came from)."""
         self.pm.register(plugin, name=name)
         self._origin[id(plugin)] = (distribution, version)
-        for impl in self.pm.hook.vlaunch_register_backends.get_hookimpls():
-            if impl.plugin is plugin:
-                impl.function(register=lambda cls: self._add_backend(cls, distribution, version))
+        others = [other for other in self.pm.get_plugins() if other is not plugin]
+        own = self.pm.subset_hook_caller("vlaunch_register_backends", remove_plugins=others)
+        own(register=lambda cls: self._add_backend(cls, distribution, version))
 
     def unregister(self, plugin) -> None:
         """Remove a plugin and the backends it registered (tests use this)."""
@@ -98,7 +100,7 @@ def _load() -> PluginHost:
     pm = pluggy.PluginManager("vlaunch")
     pm.add_hookspecs(hookspecs)
     if os.environ.get("VLAUNCH_TRACE_HOOKS"):
-        pm.trace.root.setwriter(print)
+        pm.trace.root.setwriter(sys.stderr.write)  # never stdout: `vlaunch render > job.sh` stays clean
         pm.enable_tracing()
     host = PluginHost(pm)
     host.register(core_hooks, name="vlaunch.core")

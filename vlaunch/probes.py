@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["Probe", "probe", "request", "STAGES"]
-
-#: The HTTP-side readiness stages, in order.
-STAGES = ("port", "health", "models", "completion")
+__all__ = ["Probe", "probe", "request"]
 
 
 @dataclass(frozen=True)
@@ -36,14 +32,11 @@ def request(url: str, api_key: str | None, body: dict | None = None, timeout: fl
 
 
 def probe(stage: str, base_url: str, served_name: str | None, api_key: str | None, timeout: float = 5.0) -> Probe:
-    """Probe ``stage`` of the server at ``base_url``; never raises for network or HTTP failures."""
+    """Probe HTTP ``stage`` ("health", "models" or "completion") of the server at ``base_url``; never raises
+    for network or HTTP failures."""
     import urllib.error
 
     try:
-        if stage == "port":
-            parts = urlsplit(base_url)
-            with socket.create_connection((parts.hostname, parts.port), timeout=min(timeout, 1.0)):
-                return Probe(True, "accepting connections")
         if stage == "health":
             status, _ = request(f"{base_url}/health", None, timeout=timeout)
             return Probe(status == 200, f"/health {status}")

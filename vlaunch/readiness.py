@@ -17,9 +17,7 @@ from .errors import NotReady, ServerDied
 from .lifecycle import Liveness, marker_exit_code
 from .states import JobState
 
-__all__ = ["StageEvent", "Readiness", "STAGES", "log_tail"]
-
-STAGES = ("queued", "process", "port", "health", "models", "completion")
+__all__ = ["StageEvent", "Readiness", "log_tail"]
 
 
 @dataclass(frozen=True)

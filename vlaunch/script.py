@@ -18,17 +18,12 @@ from .errors import ConfigError
 from .multinode import uses_ray
 
 __all__ = ["render_script", "fill_template", "environment_block", "server_block", "launch_line", "port_lines",
-           "free_port_command", "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
+           "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
 
 RUN_DIR_VAR = "VLAUNCH_RUN_DIR"
 PLAIN_TEMPLATE = "#!/bin/bash\n{{ directives }}\n{{ header }}\n{{ environment }}\n{{ server }}\n"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _FREE_PORT = "python3 -c 'import socket; s = socket.socket(); s.bind((\"\", 0)); print(s.getsockname()[1])'"
-
-
-def free_port_command() -> str:
-    """A shell command that prints a free TCP port of the machine it runs on."""
-    return _FREE_PORT
 
 
 def other_free_port_line(var: str) -> str:

@@ -66,7 +66,13 @@ class JobSession:
         return data or b""
 
     def check(self, stage: str, base_url: str) -> Probe:
-        """Probe one readiness stage."""
+        """Probe one readiness stage: "port" is asked of the transport (where the target sees the server:
+        through an SSH forward, the local listener always accepts), the HTTP stages of the hooks."""
+        if stage == "port":
+            seen = "" if self.transport.kind == "local" else f" (seen through the {self.transport.kind} transport)"
+            if self.transport.port_open(self.record.host, self.record.port):
+                return Probe(True, f"accepting connections{seen}")
+            return Probe(False, f"connection refused{seen}")
         result = self.host.hook.vlaunch_check_health(job=self.record, stage=stage, base_url=base_url,
                                                      api_key=self.registry.key(self.record.name))
         return result or Probe(False, "no plugin answered the health check")

@@ -47,4 +47,3 @@ class JobStatus:
     reason: str | None = None
     exit_code: int | None = None
     nodes: tuple[str, ...] = ()
-    native_state: str | None = None

@@ -8,6 +8,7 @@ starts detached processes. :class:`LocalTransport` does it with :mod:`subprocess
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tempfile
 from abc import ABC, abstractmethod
@@ -66,6 +67,14 @@ class Transport(ABC):
     @abstractmethod
     def home(self) -> str:
         """The user's home directory on the target."""
+
+    def port_open(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` accepts a TCP connection as the target sees it (the readiness "port" stage)."""
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            return False
 
     def forward(self, host: str, port: int, local_port: int = 0) -> tuple[str, int]:
         """Return an address on this machine that reaches ``host:port`` as the target sees it

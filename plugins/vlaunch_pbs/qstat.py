@@ -127,17 +127,17 @@ def _finished(state: str, attrs: dict, comment: str | None, nodes: tuple[str, ..
         who = _DELETED_BY.search(comment or "")
         why = "deleted" + (f" by {who.group(1)}" if who else "")
         why += f" (Exit_status {code})" if code is not None else " before it ran"
-        return JobStatus(JobState.CANCELLED, why, code, nodes, state)
+        return JobStatus(JobState.CANCELLED, why, code, nodes)
     if code == 0:
-        return JobStatus(JobState.COMPLETED, "server exited normally", 0, nodes, state)
+        return JobStatus(JobState.COMPLETED, "server exited normally", 0, nodes)
     if code == _WALLTIME:
-        return JobStatus(JobState.TIMEOUT, f"{_PBS_EXIT[code]} (Exit_status {code})", code, nodes, state)
+        return JobStatus(JobState.TIMEOUT, f"{_PBS_EXIT[code]} (Exit_status {code})", code, nodes)
     if code < 0:
         why = _PBS_EXIT.get(code, "ended the job itself")
-        return JobStatus(JobState.FAILED, f"PBS {why} (Exit_status {code})", code, nodes, state)
+        return JobStatus(JobState.FAILED, f"PBS {why} (Exit_status {code})", code, nodes)
     if code >= 256:
-        return JobStatus(JobState.FAILED, f"killed by signal {code - 256} (Exit_status {code})", code, nodes, state)
-    return JobStatus(JobState.FAILED, f"server exited with status {code}", code, nodes, state)
+        return JobStatus(JobState.FAILED, f"killed by signal {code - 256} (Exit_status {code})", code, nodes)
+    return JobStatus(JobState.FAILED, f"server exited with status {code}", code, nodes)
 
 
 def job_status(job_id: str, attrs: dict) -> JobStatus | None:
@@ -146,7 +146,7 @@ def job_status(job_id: str, attrs: dict) -> JobStatus | None:
     if state not in STATE_MAP:
         if not isinstance(state, str) or not state:
             raise SchedulerError(f"qstat shows job {job_id} without a job_state (output cut short?)")
-        return JobStatus(JobState.UNKNOWN, f"PBS state {state!r}", native_state=state)
+        return JobStatus(JobState.UNKNOWN, f"PBS state {state!r}")
     comment = attrs.get("comment") or None
     nodes = exec_nodes(attrs.get("exec_host"))
     if STATE_MAP[state] is JobState.RUNNING:
@@ -154,9 +154,9 @@ def job_status(job_id: str, attrs: dict) -> JobStatus | None:
         who = _DELETED_BY.search(comment or "")
         why = f"being deleted by {who.group(1)}" if who else (
             None if comment is None or comment.startswith("Job run at") else comment)
-        return JobStatus(JobState.RUNNING, why, nodes=nodes, native_state=state)
+        return JobStatus(JobState.RUNNING, why, nodes=nodes)
     if STATE_MAP[state] is JobState.PENDING:
-        return JobStatus(JobState.PENDING, _waiting_reason(state, attrs, comment), native_state=state)
+        return JobStatus(JobState.PENDING, _waiting_reason(state, attrs, comment))
     return _finished(state, attrs, comment, nodes)
 
 

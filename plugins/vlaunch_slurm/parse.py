@@ -107,14 +107,14 @@ def _status(job_state: str, reason: str, nodes: str, code: int | None, signal: i
     hosts = expand_hostlist(nodes)
     if state is JobState.PENDING:
         text = pending_reason(reason) if reason and reason != "None" else f"{native}: not scheduled yet"
-        return JobStatus(state, text, nodes=hosts, native_state=native)
+        return JobStatus(state, text, nodes=hosts)
     if state is JobState.RUNNING:
         text = "COMPLETING: ending, Slurm is stopping its processes" if native == "COMPLETING" else None
-        return JobStatus(state, text, nodes=hosts, native_state=native)
+        return JobStatus(state, text, nodes=hosts)
     if state is JobState.UNKNOWN:
-        return JobStatus(state, f"Slurm state {native}", nodes=hosts, native_state=native)
+        return JobStatus(state, f"Slurm state {native}", nodes=hosts)
     exit_code = code if code is not None and not signal else None
-    return JobStatus(state, end_reason(native, code, signal, reason), exit_code, hosts, native)
+    return JobStatus(state, end_reason(native, code, signal, reason), exit_code, hosts)
 
 
 def parse_squeue(stdout: str) -> dict[str, JobStatus]:

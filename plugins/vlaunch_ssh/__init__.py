@@ -32,24 +32,3 @@ def vlaunch_make_transport(spec):
 
     return SSHTransport(spec)
 
-
-@hookimpl
-def vlaunch_check_health(job, stage, base_url):
-    """The "port" stage of a server behind an SSH forward: ask the far side whether the port accepts
-    connections (the forward's own local listener always does)."""
-    if stage != "port" or job.transport.get("kind") != "ssh":
-        return None
-    from urllib.parse import urlsplit
-
-    from vlaunch.probes import Probe
-
-    from .forward import forward_at
-
-    parts = urlsplit(base_url)
-    forward = forward_at((parts.hostname, parts.port))
-    if forward is None:
-        return None
-    host, port = forward.target
-    if forward.reachable():
-        return Probe(True, f"{host}:{port} accepts connections (through the ssh forward)")
-    return Probe(False, f"{host}:{port} refuses connections (seen from the ssh host)")

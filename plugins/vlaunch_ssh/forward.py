@@ -16,18 +16,9 @@ from __future__ import annotations
 import socket
 import threading
 
-__all__ = ["LocalForward", "forward_at"]
+__all__ = ["LocalForward"]
 
 _CHUNK = 65536
-#: Open forwards by local address, so a probe of that address can ask the far side instead.
-_OPEN: dict[tuple[str, int], LocalForward] = {}
-
-
-def forward_at(address: tuple[str, int]) -> LocalForward | None:
-    """The open forward listening on ``address``, if any."""
-    return _OPEN.get(address)
-
-
 def _stop(sock: socket.socket) -> None:
     """Wake every thread blocked on ``sock`` (a shutdown, unlike a close, cannot hit a reused fd)."""
     try:
@@ -49,16 +40,6 @@ class LocalForward:
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         self._thread = threading.Thread(target=self._accept_loop, name=f"vlaunch-forward-{port}", daemon=True)
         self._thread.start()
-        _OPEN[self.address] = self
-
-    def reachable(self) -> bool:
-        """Whether the destination accepts a connection, as the far side of the transport sees it
-        (the local listener always accepts, so probing it says nothing)."""
-        try:
-            self.transport.open_channel("direct-tcpip", self.target, ("127.0.0.1", 0), timeout=5).close()
-            return True
-        except Exception:  # refused, unreachable, or the connection is gone
-            return False
 
     def _accept_loop(self) -> None:
         """Accept until :meth:`close` shuts the listener down; this thread alone closes it."""
@@ -117,7 +98,6 @@ class LocalForward:
 
     def close(self) -> None:
         """Stop listening and end every forwarded connection."""
-        _OPEN.pop(self.address, None)
         with self._lock:
             self._closed.set()
             live = list(self._live)

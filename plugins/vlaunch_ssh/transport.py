@@ -217,6 +217,17 @@ class SSHTransport(Transport):
                 self._home = self._sftp().normalize(".")
         return self._home
 
+    def port_open(self, host, port):
+        """Whether ``host:port`` accepts a connection as the SSH host sees it: a ``direct-tcpip`` channel
+        opened and closed at once (a local forward's own listener always accepts, so it says nothing)."""
+        try:
+            self._ssh().open_channel("direct-tcpip", (host, int(port)), ("127.0.0.1", 0), timeout=5).close()
+            return True
+        except ConnectionLost:
+            raise
+        except Exception:  # refused or unreachable on the far side
+            return False
+
     def forward(self, host, port, local_port: int = 0):
         """Listen on 127.0.0.1 (``local_port``, or a free one) and forward to ``host:port`` as the SSH host
         sees it, in background threads, until :meth:`close`; return the local address."""

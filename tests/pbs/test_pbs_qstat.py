@@ -17,7 +17,7 @@ def dsv(history: str, case: str):
 
 def test_running_job_with_its_node_and_no_reason_from_its_start_comment():
     status = dsv("history_off", "b_running_f_dsv")["7.vm"]
-    assert (status.state, status.native_state, status.nodes, status.reason) == (JobState.RUNNING, "R", ("vm",), None)
+    assert (status.state, status.nodes, status.reason) == (JobState.RUNNING, ("vm",), None)
 
 
 def test_queued_job_gives_the_comment_as_reason():
@@ -50,7 +50,7 @@ def test_held_job_says_who_holds_it_and_escaped_delimiters_are_undone():
 def test_finished_jobs_from_history(case, job_id, state, code, reason):
     [(found, status)] = [(k, v) for k, v in dsv("history_on", case).items() if "." in k]
     assert found == job_id
-    assert (status.state, status.exit_code, status.native_state, status.reason) == (state, code, "F", reason)
+    assert (status.state, status.exit_code, status.reason) == (state, code, reason)
 
 
 def test_one_answer_lists_every_job_asked_for():

@@ -44,7 +44,7 @@ def test_squeue_states_reasons_and_exit_codes():
     assert jobs["17"].state is JobState.TIMEOUT and jobs["17"].reason.startswith("TIMEOUT: ")
     assert jobs["18"].state is JobState.CANCELLED and jobs["18"].exit_code is None
     assert jobs["19"].state is JobState.FAILED and jobs["19"].reason.startswith("NODE_FAIL: a node")
-    assert jobs["19"].nodes == ("gpu01", "gpu02") and jobs["19"].native_state == "NODE_FAIL"
+    assert jobs["19"].nodes == ("gpu01", "gpu02")
     assert "QOS limit" in jobs["20"].reason
 
 
@@ -60,7 +60,7 @@ def test_every_final_slurm_state_is_final_and_live_ones_are_not():
 def test_sacct_rows_last_one_wins_and_words_after_state():
     jobs = parse_sacct("7|FAILED|3:0\n8|CANCELLED by 0|0:15\n9|TIMEOUT|0:0\n7|COMPLETED|0:0\n")
     assert jobs["7"].state is JobState.COMPLETED
-    assert jobs["8"].state is JobState.CANCELLED and jobs["8"].native_state == "CANCELLED"
+    assert jobs["8"].state is JobState.CANCELLED
     assert jobs["9"].state is JobState.TIMEOUT
     assert parse_sacct("") == {}
 

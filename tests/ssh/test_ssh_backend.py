@@ -47,7 +47,7 @@ def test_up_status_logs_down_through_one_connection(remote_env, rig):
     assert result.returncode == 0, result.stderr
     assert rig.logins(2) - logins == 1  # preflight, upload, start, polls and the forward share one login
     assert f"job {name} is ready: http://127.0.0.1:" in result.stdout
-    assert "accepts connections (through the ssh forward)" in result.stderr  # the port stage asks the far side
+    assert "accepting connections (seen through the ssh transport)" in result.stderr  # the port stage asks the far side
     job = record(name)
     assert job["transport"] == {"kind": "ssh", "host": "vl-host2"}
     assert job["run_dir"] == f"{rig.remote_home}/.vlaunch/runs/{name}"

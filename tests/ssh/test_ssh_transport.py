@@ -115,8 +115,6 @@ def _free_port() -> int:
 
 
 def test_forward_reaches_the_remote_loopback_until_close(home):
-    from vlaunch_ssh.forward import forward_at
-
     host2 = connect(host="vl-host2")
     port = _free_port()  # free here; the namespace's loopback is empty
     pid = host2.spawn(["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=host2.home(),
@@ -138,15 +136,13 @@ def test_forward_reaches_the_remote_loopback_until_close(home):
         for _ in range(3):
             time.sleep(0.5)
             assert _get(address) == 200
-        assert forward_at(address).reachable()  # what the readiness "port" stage asks
-        dead = host2.forward("127.0.0.1", _free_port())
-        assert not forward_at(dead).reachable()
+        assert host2.port_open("127.0.0.1", port)  # what the readiness "port" stage asks: the far side
+        assert not host2.port_open("127.0.0.1", _free_port())
     finally:
         host2.run(["kill", "--", f"-{pid}"])
         host2.close()
     with pytest.raises(OSError):
         socket.create_connection(address, timeout=2).close()
-    assert forward_at(address) is None
 
 
 def test_one_login_serves_every_call_of_a_transport(home, rig):

@@ -43,7 +43,7 @@ def test_slurm_via_a_login_node(home, rig):
     result = vlaunch("up", *FAKE, "-b", "slurm", "--via", "vl-host1", "--name", name, timeout=180)
     assert result.returncode == 0, result.stderr
     assert rig.logins(1) - logins == 1  # sbatch, squeue, uploads and the forward: one login
-    assert "accepts connections (through the ssh forward)" in result.stderr
+    assert "accepting connections (seen through the ssh transport)" in result.stderr
     job = record(name)
     assert job["transport"] == {"kind": "ssh", "host": "vl-host1"} and job["state"] == "RUNNING"
     assert job["run_dir"] == f"{rig.remote_home}/.vlaunch/runs/{name}"

@@ -189,7 +189,9 @@ def plan(model, gpus, gpu_memory, nodes, utilization, reserve, kv_headroom, prom
     inp = PlanInput(model, gpus, gpu_memory, nodes, utilization, reserve, kv_headroom, prompt_len, output_len,
                     context_len, max_model_len, dtype, kv_cache_dtype, kv_space)
     result = make_plan(inp)
-    data = plan_profile(result, inp, extends)
+    from ..config.layers import resolve_profile
+
+    data = plan_profile(result, inp, extends, resolve_profile(extends).profile if extends is not None else None)
     if json_:
         click.echo(json.dumps({"plan": result.to_json(), "profile": data}, indent=2))
     else:

@@ -11,9 +11,13 @@ expected context length; ``max_num_batched_tokens`` follows the expected prompt 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from .model_config import GIB, ModelShape, dtype_bytes, load_shape
+
+if TYPE_CHECKING:
+    from ..config.model import Profile
 
 __all__ = ["PlanInput", "Plan", "make_plan", "plan_profile", "batched_tokens_for", "MAX_SEQS"]
 
@@ -238,12 +242,11 @@ def make_plan(inp: PlanInput) -> Plan:
     return Plan(tried.tp, dp, seqs, batched, max_len, weights, tried.kv_tok, tried.tokens, reasoning, servers)
 
 
-def plan_profile(plan: Plan, inp: PlanInput, extends: str | None = None) -> dict:
-    """Profile data for ``plan``. Over a CPU base profile (``gpus_per_node = 0``) resources stay the base's."""
+def plan_profile(plan: Plan, inp: PlanInput, extends: str | None = None, base: Profile | None = None) -> dict:
+    """Profile data for ``plan``, extending profile ``extends`` (resolved: ``base``). Over a CPU base
+    (``gpus_per_node = 0``) resources stay the base's."""
     from ..config.flags import one_api_server
-    from ..config.layers import resolve_profile
 
-    base = resolve_profile(extends).profile if extends is not None else None
     cpu = base is not None and base.resources.gpus_per_node == 0
     vllm = {"tensor_parallel_size": plan.tensor_parallel, "data_parallel_size": plan.data_parallel,
             "max_num_seqs": plan.max_num_seqs, "max_num_batched_tokens": plan.max_num_batched_tokens}

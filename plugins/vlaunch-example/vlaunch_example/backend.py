@@ -85,7 +85,7 @@ class ExampleBackend(BatchBackend):
             state = STATE_MAP.get(code, JobState.UNKNOWN)
             out[job_id] = JobStatus(state, reason if reason != "-" else None,
                                     exit_code=int(exit_code) if exit_code.lstrip("-").isdigit() else None,
-                                    nodes=(node,) if node != "-" else (), native_state=code)
+                                    nodes=(node,) if node != "-" else ())
         return out
 
     def unknown_jobs(self, result) -> bool:

@@ -170,7 +170,7 @@ class LsfBackend(BatchBackend):
             else:
                 fallback = "waiting in the queue" if code == "PEND" else None
                 reason = pending_reason or _STATE_REASONS.get(code) or fallback
-            out[job_id] = JobStatus(state, reason, exit_code=exit_code, nodes=_nodes(exec_host), native_state=code)
+            out[job_id] = JobStatus(state, reason, exit_code=exit_code, nodes=_nodes(exec_host))
         return out
 
     def unknown_jobs(self, result: CommandResult) -> bool:
