@@ -103,3 +103,10 @@ def test_in_process_duplicate_registration_raises():
 
     with pytest.raises(PluginError, match="registered twice: by vlaunch and by dup-dist"):
         get_host().register(Again(), distribution="dup-dist")
+
+
+def test_tracing_writes_to_stderr_so_a_rendered_script_stays_clean():
+    args = ("render", "-p", "turbo", "--model", "m", "--run-root", "/runs")
+    plain, traced = vlaunch(*args), vlaunch(*args, env={"VLAUNCH_TRACE_HOOKS": "1"})
+    assert traced.returncode == 0 and traced.stdout == plain.stdout
+    assert "vlaunch_register_backends" in traced.stderr and "vlaunch_render_script" in traced.stderr
