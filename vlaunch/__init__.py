@@ -2,7 +2,7 @@
 
 Public API for plugins: :data:`hookimpl`, :class:`Backend`, :class:`ProcessBackend`,
 :class:`BatchBackend`, :class:`BackendOptions`, :class:`JobSpec`, :class:`JobState`,
-:class:`JobStatus`, :class:`Transport`. For scripts: :mod:`vlaunch.api`.
+:class:`JobStatus`, :class:`Transport`, :class:`TransportKind`. For scripts: :mod:`vlaunch.api`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # and pluggy before they need them.
 _LAZY = {"Backend": "backend", "BackendOptions": "backend", "BatchBackend": "backend", "ProcessBackend": "backend",
          "JobSpec": "backend", "hookimpl": "hookspecs", "JobState": "states", "JobStatus": "states",
-         "Transport": "transport", "CommandResult": "transport"}
+         "Transport": "transport", "TransportKind": "transport", "CommandResult": "transport"}
 
 __all__ = ["__version__", *_LAZY]
 

@@ -26,7 +26,7 @@ from .plugins import PluginHost, get_host
 from .readiness import Readiness, StageEvent
 from .registry import JobRecord, Registry, now_iso
 from .script import launch_line
-from .session import JobSession, make_transport, refresh_many
+from .session import JobSession, refresh_many
 from .states import JobState
 from .transport import Transport
 
@@ -76,7 +76,7 @@ class Prepared:
 
     def script(self, job: JobSpec) -> str:
         """The rendered job script."""
-        return self.host.hook.vlaunch_render_script(backend=self.backend, job=job)
+        return self.host.render_script(self.backend, job)
 
 
 def prepare(profile: str, backend: str, overrides: Overrides | None = None, host: PluginHost | None = None) -> Prepared:
@@ -84,7 +84,7 @@ def prepare(profile: str, backend: str, overrides: Overrides | None = None, host
     host = host or get_host()
     backend_obj = host.backend(backend)
     resolved = resolve_profile(profile, (overrides or Overrides()).layer())
-    host.hook.vlaunch_amend_config(profile=resolved.profile, backend=backend)
+    host.amend_config(resolved.profile, backend)
     options = validate_options(resolved, backend, backend_obj.options_model, host.backends)
     return Prepared(resolved, backend_obj, options, host)
 
@@ -118,7 +118,7 @@ def render(profile: str = "auto", backend: str = "local", overrides: Overrides |
         check_one_line("--run-root", run_root)
     root = run_root or prepared.profile.run_root
     if not root or root.startswith("~/"):
-        transport = make_transport(prepared.host, spec)
+        transport = prepared.host.transport(spec)
         try:
             root = _run_root(root, transport)
         finally:
@@ -179,7 +179,7 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
     if check_flags:
         check_vllm_flags(prepared)
     registry = registry or Registry()
-    transport = make_transport(prepared.host, prepared.transport_spec(via))
+    transport = prepared.host.transport(prepared.transport_spec(via))
     try:
         _check_port_free(prepared, transport)
         if check_model:
@@ -213,8 +213,7 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
             transport.write_file(job.path(apikey.FILE), apikey.file_text(key), mode=0o600)
         script_path = job.path("job.sh")
         transport.write_file(script_path, script, mode=0o700)
-        record.native_id = prepared.host.hook.vlaunch_submit(backend=prepared.backend, job=job,
-                                                            script_path=script_path, transport=transport)
+        record.native_id = prepared.host.submit(prepared.backend, job, script_path, transport)
     except VlaunchError as exc:
         record.state, record.reason = JobState.FAILED, str(exc)
         registry.save(record)
@@ -251,7 +250,7 @@ def session_for(name: str, registry: Registry | None = None) -> JobSession:
     registry = registry or Registry()
     record = registry.get(name)
     host = get_host()
-    return JobSession(host, registry, record, make_transport(host, record.transport))
+    return JobSession(host, registry, record, host.transport(record.transport))
 
 
 def status(names: list[str] | None = None, registry: Registry | None = None,
@@ -268,7 +267,7 @@ def status(names: list[str] | None = None, registry: Registry | None = None,
         def transport_for(spec: dict) -> Transport:
             key = tuple(sorted(spec.items()))
             if key not in transports:
-                transports[key] = make_transport(host, spec)
+                transports[key] = host.transport(spec)
             return transports[key]
 
         try:

@@ -501,17 +501,22 @@ def _get(data, path):
 @cli.command()
 @click.option("--json", "json_", is_flag=True, help="Print as JSON, with each options schema.")
 def backends(json_):
-    """List installed backends, their distributions and options; report plugins that failed to load."""
+    """List installed backends (their distributions and options) and transports; report plugins that
+    failed to load."""
     from .plugins import get_host
 
     host = get_host()
     infos = [host.backends[n] for n in sorted(host.backends)]
+    transports = [host.transports[k] for k in sorted(host.transports)]
     if json_:
         click.echo(json.dumps({
             "backends": [{"name": i.name, "distribution": i.distribution, "version": i.version,
                           "description": i.cls.description, "options": i.cls.options_model.model_json_schema(),
                           "missing": i.cls.missing_modules()}
                          for i in infos],
+            "transports": [{"kind": t.kind.kind, "distribution": t.distribution, "version": t.version,
+                            "description": t.kind.description, "spec": t.kind.spec_model.model_json_schema()}
+                           for t in transports],
             "failed": [{"entry_point": f.name, "distribution": f.distribution, "error": f.error}
                        for f in host.failures]}, indent=2))
         return
@@ -520,6 +525,8 @@ def backends(json_):
         missing = info.cls.missing_modules()
         unusable = f"  UNUSABLE here, needs: {', '.join(missing)}" if missing else ""
         click.echo(f"{info.name:<8} {info.distribution} {info.version}  {info.cls.description}  [{fields}]{unusable}")
+    for transport in transports:
+        click.echo(f"transport {transport.kind.kind}: {transport.kind.description} ({transport.distribution})")
     for failure in host.failures:
         click.echo(f"failed to load plugin {failure.name!r} from {failure.distribution}: {failure.error}", err=True)
 

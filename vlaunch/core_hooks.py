@@ -3,10 +3,12 @@ so that a plugin can replace any single step by returning a non-None value."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
+
 from .hookspecs import hookimpl
 from .probes import probe
 from .script import render_script
-from .transport import LocalTransport
+from .transport import LocalTransport, TransportKind
 
 
 @hookimpl(trylast=True)
@@ -46,7 +48,13 @@ def vlaunch_read_logs(backend, job, transport, offset):
     return transport.read_file(job.log_path, offset) or b""
 
 
-@hookimpl(trylast=True)
-def vlaunch_make_transport(spec):
-    """Build the local transport."""
-    return LocalTransport() if spec.get("kind", "local") == "local" else None
+class LocalSpec(BaseModel):
+    """The local transport's spec: nothing but its kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@hookimpl
+def vlaunch_register_transports(register):
+    """Register the local transport: commands run on this machine."""
+    register(TransportKind("local", LocalSpec, lambda spec: LocalTransport(), "this machine"))

@@ -90,7 +90,6 @@ def _flags(prepared) -> Check:
 def doctor(profile: str, backend: str, overrides=None, via: str | None = None) -> list[Check]:
     """Every check for ``up`` with the same arguments; a check that cannot run is skipped, not failed."""
     from .api import prepare
-    from .session import make_transport
 
     try:
         prepared = prepare(profile, backend, overrides)
@@ -100,7 +99,7 @@ def doctor(profile: str, backend: str, overrides=None, via: str | None = None) -
         return [Check("profile", False, str(exc))]
     checks = [Check("profile", True, f"{prepared.resolved.name} on {prepared.backend.name} renders")]
     try:
-        transport = make_transport(prepared.host, spec)
+        transport = prepared.host.transport(spec)
     except VlaunchError as exc:
         return checks + [Check("target", False, str(exc))]
     try:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .probes import Probe
     from .registry import JobRecord
     from .states import JobStatus
-    from .transport import Transport
+    from .transport import Transport, TransportKind
 
 __all__ = ["hookspec", "hookimpl"]
 
@@ -158,14 +158,34 @@ def vlaunch_read_logs(backend: Backend, job: JobRecord, transport: Transport, of
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl=DeprecationWarning(
+    "vlaunch_make_transport is deprecated: register a TransportKind with vlaunch_register_transports"))
 def vlaunch_make_transport(spec: dict) -> Transport | None:
     """Build the transport a registry entry describes, e.g. ``{"kind": "ssh", "host": "login1"}``.
 
-    Stops at the first non-None result. The core builds ``{"kind": "local"}``.
+    Deprecated (to be removed in 0.3): register a :class:`vlaunch.TransportKind` with
+    :func:`vlaunch_register_transports` instead. Asked only for a kind that no plugin registered;
+    stops at the first non-None result. Implementing it warns when the plugin is registered.
 
     :param spec: What :meth:`vlaunch.Transport.describe` stored.
     :return: A connected :class:`vlaunch.Transport`, or None if the kind is not this plugin's.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.2
+    """
+
+
+@hookspec
+def vlaunch_register_transports(register: Callable[[TransportKind], None]) -> None:
+    """Register the transports this plugin provides, by calling ``register(TransportKind(...))`` for each.
+
+    A :class:`vlaunch.TransportKind` names the ``kind`` a job record's transport spec carries
+    (``{"kind": "ssh", "host": "login1"}``), the pydantic model that validates the rest of the spec,
+    and the function that connects one. Called once, when plugins are loaded, like
+    :func:`vlaunch_register_backends`; two plugins registering one kind is an error naming both. The
+    core registers ``"local"``.
+
+    :param register: Call it with a :class:`vlaunch.TransportKind`.
+
+    .. versionadded:: 0.2
     """

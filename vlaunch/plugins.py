@@ -1,4 +1,5 @@
-"""Plugin loading: the core's defaults first, then every ``vlaunch`` entry point (built-in backends too).
+"""Plugin loading: the core's defaults first, then every ``vlaunch`` entry point (built-in backends and
+transports too).
 
 A plugin that fails to import is recorded (``vlaunch backends`` shows it) instead of breaking the
 CLI. ``VLAUNCH_DISABLE_PLUGINS=a,b`` skips entry points by name.
@@ -8,16 +9,27 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from . import hookspecs
-from .errors import BackendNotFound, PluginError
+from .errors import BackendNotFound, PluginError, TransportError
 from .hookspecs import hookimpl
+from .probes import Probe
+from .transport import Transport, TransportKind
 
-__all__ = ["hookimpl", "BackendInfo", "PluginFailure", "PluginHost", "get_host", "reset_host", "ENTRY_POINT_GROUP"]
+if TYPE_CHECKING:
+    from .backend import Backend, JobSpec
+    from .config.model import Profile
+    from .registry import JobRecord
+    from .states import JobStatus
+
+__all__ = ["hookimpl", "BackendInfo", "TransportInfo", "PluginFailure", "PluginHost", "get_host", "reset_host",
+           "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "vlaunch"
 
@@ -33,6 +45,15 @@ class BackendInfo:
 
 
 @dataclass(frozen=True)
+class TransportInfo:
+    """A registered transport kind and where it came from."""
+
+    kind: TransportKind
+    distribution: str
+    version: str
+
+
+@dataclass(frozen=True)
 class PluginFailure:
     """An entry point that could not be loaded."""
 
@@ -43,35 +64,37 @@ class PluginFailure:
 
 @dataclass
 class PluginHost:
-    """The plugin manager plus the backends the plugins registered."""
+    """The plugin manager plus the backends and transports the plugins registered."""
 
     pm: pluggy.PluginManager
     backends: dict[str, BackendInfo] = field(default_factory=dict)
+    transports: dict[str, TransportInfo] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     _origin: dict[int, tuple[str, str]] = field(default_factory=dict)
 
-    @property
-    def hook(self):
-        """The hook relay: ``host.hook.vlaunch_submit(...)``."""
-        return self.pm.hook
-
     def register(self, plugin, name: str | None = None, distribution: str = "vlaunch", version: str = "") -> None:
-        """Register a plugin object and collect the backends it provides (its own ``vlaunch_register_backends``
-        is called through pluggy, so tracing shows it, with a ``register`` that knows where they came from)."""
+        """Register a plugin object and collect the backends and transports it provides (its own
+        ``vlaunch_register_*`` hooks are called through pluggy, so tracing shows them, with a ``register``
+        that knows where they came from)."""
         self.pm.register(plugin, name=name)
         self._origin[id(plugin)] = (distribution, version)
         others = [other for other in self.pm.get_plugins() if other is not plugin]
-        own = self.pm.subset_hook_caller("vlaunch_register_backends", remove_plugins=others)
-        own(register=lambda cls: self._add_backend(cls, distribution, version))
+        backends = self.pm.subset_hook_caller("vlaunch_register_backends", remove_plugins=others)
+        backends(register=lambda cls: self._add_backend(cls, distribution, version))
+        transports = self.pm.subset_hook_caller("vlaunch_register_transports", remove_plugins=others)
+        transports(register=lambda kind: self._add_transport(kind, distribution, version))
 
     def unregister(self, plugin) -> None:
-        """Remove a plugin and the backends it registered (tests use this)."""
+        """Remove a plugin and the backends and transports it registered (tests use this)."""
         distribution, _ = self._origin.pop(id(plugin), ("", ""))
         self.pm.unregister(plugin)
         module = getattr(plugin, "__name__", None)
         for name, info in list(self.backends.items()):
             if info.distribution == distribution and (module is None or info.cls.__module__.startswith(module)):
                 del self.backends[name]
+        for kind, info in list(self.transports.items()):
+            if info.distribution == distribution and (module is None or info.kind.connect.__module__.startswith(module)):
+                del self.transports[kind]
 
     def _add_backend(self, cls, distribution: str, version: str) -> None:
         name = getattr(cls, "name", None)
@@ -81,6 +104,68 @@ class PluginHost:
             other = self.backends[name]
             raise PluginError(f"backend {name!r} is registered twice: by {other.distribution} and by {distribution}")
         self.backends[name] = BackendInfo(name, cls, distribution, version)
+
+    def _add_transport(self, kind: TransportKind, distribution: str, version: str) -> None:
+        if not isinstance(kind, TransportKind) or not kind.kind:
+            raise PluginError(f"{distribution}: registered transport {kind!r} is not a named vlaunch.TransportKind")
+        if kind.kind in self.transports:
+            other = self.transports[kind.kind]
+            raise PluginError(f"transport {kind.kind!r} is registered twice: by {other.distribution} and by {distribution}")
+        self.transports[kind.kind] = TransportInfo(kind, distribution, version)
+
+    def transport(self, spec: dict) -> Transport:
+        """Connect the transport a job record's spec describes (``{"kind": "ssh", "host": ...}``), once
+        its kind's model has validated it."""
+        from pydantic import ValidationError
+
+        name = spec.get("kind", "local")
+        info = self.transports.get(name)
+        if info is None and (transport := self.pm.hook.vlaunch_make_transport(spec=spec)) is not None:
+            return transport  # a plugin still on the deprecated hook
+        if info is None:
+            known = ", ".join(sorted(self.transports)) or "none"
+            raise TransportError(f"no plugin provides a {name!r} transport (installed: {known};"
+                                 " is vlaunch[ssh] installed?)")
+        try:
+            validated = info.kind.spec_model.model_validate({k: v for k, v in spec.items() if k != "kind"})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(map(str, error["loc"])) or "spec"
+            raise TransportError(f"invalid {name} transport {spec}: {where}: {error['msg']}") from None
+        return info.kind.connect(validated)
+
+    # -- the hooks, one typed method each, for the core ----------------------------------------------
+    def amend_config(self, profile: Profile, backend: str) -> None:
+        """Let every plugin amend the resolved ``profile`` for ``backend``."""
+        self.pm.hook.vlaunch_amend_config(profile=profile, backend=backend)
+
+    def render_script(self, backend: Backend, job: JobSpec) -> str:
+        """The job script (the core's rendering unless a plugin replaces it)."""
+        return self.pm.hook.vlaunch_render_script(backend=backend, job=job)
+
+    def submit(self, backend: Backend, job: JobSpec, script_path: str, transport: Transport) -> str:
+        """Start or queue ``script_path``; the native id."""
+        native_id = self.pm.hook.vlaunch_submit(backend=backend, job=job, script_path=script_path, transport=transport)
+        if not native_id:
+            raise PluginError(f"backend {backend.name}: submit gave no job id")
+        return str(native_id)
+
+    def poll(self, backend: Backend, jobs: Sequence[JobRecord], transport: Transport) -> dict[str, JobStatus]:
+        """What ``backend`` observes of ``jobs`` (all on ``transport``), by job name."""
+        return self.pm.hook.vlaunch_poll(backend=backend, jobs=jobs, transport=transport) or {}
+
+    def cancel(self, backend: Backend, job: JobRecord, transport: Transport) -> None:
+        """Stop ``job``; returns once the backend confirmed it gone."""
+        self.pm.hook.vlaunch_cancel(backend=backend, job=job, transport=transport)
+
+    def check_health(self, job: JobRecord, stage: str, base_url: str, api_key: str | None) -> Probe:
+        """Probe one HTTP readiness stage of ``job``'s server at ``base_url``."""
+        result = self.pm.hook.vlaunch_check_health(job=job, stage=stage, base_url=base_url, api_key=api_key)
+        return result or Probe(False, "no plugin answered the health check")
+
+    def read_logs(self, backend: Backend, job: JobRecord, transport: Transport, offset: int) -> bytes:
+        """``job``'s server log from byte ``offset``."""
+        return self.pm.hook.vlaunch_read_logs(backend=backend, job=job, transport=transport, offset=offset) or b""
 
     def backend(self, name: str):
         """An instance of backend ``name``."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .config.model import Profile
-from .errors import NotReady, PluginError, TransportError
+from .errors import NotReady, PluginError
 from .lifecycle import apply_status, request_cancel, withdraw_cancel
 from .plugins import PluginHost
 from .probes import Probe
@@ -17,18 +17,10 @@ from .registry import JobRecord, Registry
 from .states import JobStatus
 from .transport import Transport
 
-__all__ = ["JobSession", "make_transport", "connect_host", "refresh_many"]
+__all__ = ["JobSession", "connect_host", "refresh_many"]
 
 _ANY_ADDRESS = {"0.0.0.0", "::", "", "*"}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def make_transport(host: PluginHost, spec: dict) -> Transport:
-    """The transport a registry entry describes (local, or one a plugin provides)."""
-    transport = host.hook.vlaunch_make_transport(spec=spec)
-    if transport is None:
-        raise TransportError(f"no plugin provides a {spec.get('kind')!r} transport (is vlaunch[ssh] installed?)")
-    return transport
 
 
 def connect_host(bind_host: str, node: str) -> str:
@@ -52,8 +44,7 @@ class JobSession:
         """Poll the backend for this job and record what it says (starting from the stored record, which
         another vlaunch process, e.g. ``down``, may have changed)."""
         self.registry.reload(self.record)
-        statuses = self.host.hook.vlaunch_poll(backend=self.backend, jobs=[self.record], transport=self.transport)
-        status = (statuses or {}).get(self.record.name)
+        status = self.host.poll(self.backend, [self.record], self.transport).get(self.record.name)
         if status is None:
             raise PluginError(f"backend {self.backend.name} did not report on job {self.record.name}")
         apply_status(self.registry, self.record, status)
@@ -61,9 +52,7 @@ class JobSession:
 
     def read_log(self, offset: int) -> bytes:
         """Server log bytes from ``offset``."""
-        data = self.host.hook.vlaunch_read_logs(backend=self.backend, job=self.record,
-                                                transport=self.transport, offset=offset)
-        return data or b""
+        return self.host.read_logs(self.backend, self.record, self.transport, offset)
 
     def check(self, stage: str, base_url: str) -> Probe:
         """Probe one readiness stage: "port" is asked of the transport (where the target sees the server:
@@ -73,9 +62,7 @@ class JobSession:
             if self.transport.port_open(self.record.host, self.record.port):
                 return Probe(True, f"accepting connections{seen}")
             return Probe(False, f"connection refused{seen}")
-        result = self.host.hook.vlaunch_check_health(job=self.record, stage=stage, base_url=base_url,
-                                                     api_key=self.registry.key(self.record.name))
-        return result or Probe(False, "no plugin answered the health check")
+        return self.host.check_health(self.record, stage, base_url, self.registry.key(self.record.name))
 
     def publish(self, where: dict) -> str:
         """Record where the server listens (from the job's rendezvous file); return a URL reachable from here."""
@@ -109,7 +96,7 @@ class JobSession:
         the record is left as it was."""
         requested = request_cancel(self.registry, self.record, cause)
         try:
-            self.host.hook.vlaunch_cancel(backend=self.backend, job=self.record, transport=self.transport)
+            self.host.cancel(self.backend, self.record, self.transport)
         except BaseException:
             if requested:
                 withdraw_cancel(self.registry, self.record)
@@ -130,7 +117,7 @@ def refresh_many(host: PluginHost, registry: Registry, records: Iterable[JobReco
         try:
             backend = host.backend(backend_name)
             transport = transports(recs[0].transport)
-            statuses = host.hook.vlaunch_poll(backend=backend, jobs=recs, transport=transport) or {}
+            statuses = host.poll(backend, recs, transport)
         except Exception as exc:  # reported per group; other groups are still refreshed
             problems.append(f"{backend_name}: cannot refresh {len(recs)} job(s): {exc}")
             continue

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import warnings
+from dataclasses import InitVar, dataclass
 
 __all__ = ["JobState", "JobStatus"]
 
@@ -47,3 +48,10 @@ class JobStatus:
     reason: str | None = None
     exit_code: int | None = None
     nodes: tuple[str, ...] = ()
+    #: Deprecated in 0.2 (nothing read it): still accepted, with a warning, and dropped.
+    native_state: InitVar[str | None] = None
+
+    def __post_init__(self, native_state: str | None) -> None:
+        if native_state is not None:
+            warnings.warn("JobStatus(native_state=...) is deprecated and ignored: put what users should read in"
+                          " the reason", DeprecationWarning, stacklevel=3)

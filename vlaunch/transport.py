@@ -12,13 +12,14 @@ import socket
 import subprocess
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import CommandNotFound, TransportError
 
-__all__ = ["CommandResult", "Transport", "LocalTransport"]
+__all__ = ["CommandResult", "Transport", "TransportKind", "LocalTransport"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,21 @@ class Transport(ABC):
 
     def close(self) -> None:
         """Release connections and forwards."""
+
+
+@dataclass(frozen=True)
+class TransportKind:
+    """A kind of transport, as a plugin registers it (hook ``vlaunch_register_transports``).
+
+    ``spec_model`` is the pydantic model that validates a job record's transport spec, less its
+    ``kind`` (it should forbid unknown keys); ``connect`` turns a validated spec into a connected
+    :class:`Transport`. Every command loads the plugins, so import heavy clients inside ``connect``.
+    """
+
+    kind: str
+    spec_model: type
+    connect: Callable[[Any], Transport]
+    description: str = ""
 
 
 class LocalTransport(Transport):

@@ -7,12 +7,12 @@ local jobs never load it.
 
 from __future__ import annotations
 
-from vlaunch import hookimpl
+from vlaunch import TransportKind, hookimpl
 from vlaunch.errors import TransportError
 
-from .backend import PARAMIKO_HINT, SSHBackend, SSHOptions, SSHTarget
+from .backend import PARAMIKO_HINT, SSHBackend, SSHOptions, SSHSpec, SSHTarget
 
-__all__ = ["SSHBackend", "SSHOptions", "SSHTarget"]
+__all__ = ["SSHBackend", "SSHOptions", "SSHSpec", "SSHTarget"]
 
 
 @hookimpl
@@ -21,14 +21,16 @@ def vlaunch_register_backends(register):
     register(SSHBackend)
 
 
-@hookimpl
-def vlaunch_make_transport(spec):
-    """Connect an SSH transport for ``{"kind": "ssh", "host": ...}`` specs."""
-    if spec.get("kind") != "ssh":
-        return None
+def _connect(spec: SSHSpec):
     if SSHBackend.missing_modules():
-        raise TransportError(f"ssh to {spec.get('host')} needs paramiko, which this Python lacks: {PARAMIKO_HINT}")
+        raise TransportError(f"ssh to {spec.host} needs paramiko, which this Python lacks: {PARAMIKO_HINT}")
     from .transport import SSHTransport
 
     return SSHTransport(spec)
+
+
+@hookimpl
+def vlaunch_register_transports(register):
+    """Register the ``ssh`` transport (``{"kind": "ssh", "host": ...}``), which every backend composes with."""
+    register(TransportKind("ssh", SSHSpec, _connect, "a host reached over SSH (paramiko)"))
 

@@ -42,6 +42,12 @@ class SSHTarget(BackendOptions):
         return value
 
 
+class SSHSpec(SSHTarget):
+    """A job record's ssh transport spec (``{"kind": "ssh", "host": ...}`` less its kind): a target with a host."""
+
+    host: str = Field(description="Host name or ~/.ssh/config alias, optionally user@host.")
+
+
 class SSHOptions(SSHTarget):
     """Options of the ``[backend.ssh]`` table."""
 

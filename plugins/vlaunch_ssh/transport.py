@@ -16,13 +16,12 @@ import time
 from contextlib import contextmanager
 
 import paramiko
-from pydantic import ValidationError
 
 from vlaunch import shell
 from vlaunch.errors import CommandNotFound, ConnectionLost, TransportError, VlaunchError
 from vlaunch.transport import CommandResult, Transport
 
-from .backend import SSHTarget
+from .backend import SSHSpec
 from .connect import open_clients
 from .forward import LocalForward
 
@@ -44,25 +43,14 @@ def _drain(recv, into: bytearray) -> None:
         into += data
 
 
-def _target(spec: dict) -> SSHTarget:
-    try:
-        target = SSHTarget.model_validate({k: v for k, v in spec.items() if k != "kind"})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(map(str, error["loc"]))
-        raise TransportError(f"invalid ssh transport {spec}: {where}: {error['msg']}") from None
-    if not target.host:
-        raise TransportError(f"invalid ssh transport {spec}: no host")
-    return target
-
-
 class SSHTransport(Transport):
     """Runs commands, moves files, starts detached processes and forwards ports on an SSH host."""
 
     kind = "ssh"
 
-    def __init__(self, spec: dict):
-        self.target = _target(spec)
+    def __init__(self, target: SSHSpec):
+        """Connect to ``target`` (a job record's spec dict is connected by ``get_host().transport(spec)``)."""
+        self.target = target
         self.destination, self._clients = open_clients(self.target)
         self._sftp_client: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()

@@ -10,7 +10,10 @@ import pytest
 
 from helpers import REPO, fake_command, live_group_members
 
-from vlaunch import api, hookimpl, hookspecs
+from pydantic import BaseModel, ConfigDict
+
+from vlaunch import TransportKind, api, hookimpl, hookspecs
+from vlaunch.errors import TransportError
 from vlaunch.plugins import get_host
 from vlaunch.probes import Probe
 from vlaunch.registry import JobRecord, Registry
@@ -74,35 +77,67 @@ def test_a_plugin_replaces_submit_poll_health_logs_and_cancel(site_plugin):
     assert Registry().get("hooked").state.is_final and not live_group_members(job.native_id)
 
 
+class SiteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str
+
+
 class RecordingLocal(LocalTransport):
+    """This machine, under another kind: records what it runs."""
+
     kind = "site-local"
 
-    def __init__(self, seen: list):
-        self.seen = seen
+    def __init__(self, spec: SiteSpec, seen: list):
+        self.spec, self.seen = spec, seen
 
     def run(self, argv, **kwargs):
-        self.seen.append(tuple(argv))
+        self.seen.append((self.spec.label, *argv))
         return super().run(argv, **kwargs)
 
+    def describe(self):
+        return {"kind": self.kind, "label": self.spec.label}
 
-def test_a_plugin_provides_a_transport_kind(tmp_path):
+
+def test_a_plugin_registers_a_transport_kind_whose_spec_is_validated(tmp_path):
     seen: list = []
 
     class TransportPlugin:
         @hookimpl
-        def vlaunch_make_transport(self, spec):
-            return RecordingLocal(seen) if spec.get("kind") == "site-local" else None
+        def vlaunch_register_transports(self, register):
+            register(TransportKind("site-local", SiteSpec, lambda spec: RecordingLocal(spec, seen), "a test kind"))
 
     host, plugin = get_host(), TransportPlugin()
     host.register(plugin, distribution="site-transport")
     try:
+        assert host.transports["site-local"].distribution == "site-transport"
         Registry().create(JobRecord(name="far", backend="local", profile="cpu-tiny", run_dir=str(tmp_path / "far"),
-                                    transport={"kind": "site-local"}, native_id="2147480000", state="RUNNING"))
+                                    transport={"kind": "site-local", "label": "n1"}, native_id="2147480000",
+                                    state="RUNNING"))
         records, problems = api.status(["far"])
+        with pytest.raises(TransportError, match=r"invalid site-local transport .*: labl: Extra inputs"):
+            host.transport({"kind": "site-local", "label": "n1", "labl": "typo"})
     finally:
         host.unregister(plugin)
-    assert problems == [] and seen and seen[0][0] == "ps"  # the local backend's poll ran through it
+    assert problems == [] and seen and seen[0][:2] == ("n1", "ps")  # the local backend's poll ran through it
     assert records[0].state.is_final  # no such process group: the job is over
+    with pytest.raises(TransportError, match="no plugin provides a 'site-local' transport"):
+        get_host().transport({"kind": "site-local", "label": "n1"})
+
+
+def test_a_plugin_on_the_deprecated_transport_hook_still_works_and_is_warned():
+    class Legacy:
+        @hookimpl
+        def vlaunch_make_transport(self, spec):
+            return RecordingLocal(SiteSpec(label="old"), []) if spec.get("kind") == "legacy" else None
+
+    host, plugin = get_host(), Legacy()
+    with pytest.warns(DeprecationWarning, match="register a TransportKind"):
+        host.register(plugin, distribution="legacy-transport")
+    try:
+        assert host.transport({"kind": "legacy"}).spec.label == "old"
+        assert isinstance(host.transport({"kind": "local"}), LocalTransport)  # registered kinds come first
+    finally:
+        host.unregister(plugin)
 
 
 def test_a_plugin_amends_the_profile_for_one_backend():

@@ -1,4 +1,4 @@
-"""Plugin discovery: an out-of-tree backend through entry points, duplicates, broken plugins."""
+"""Plugin discovery: an out-of-tree backend through entry points, duplicates, broken plugins, deprecations."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def test_example_plugin_is_discovered_through_entry_points(nohup_plugin):
     assert nohup["options"]["additionalProperties"] is False
     assert "stop_timeout" in nohup["options"]["properties"]
     assert {b["name"] for b in listing["backends"]} >= {"local", "nohup"}
+    kinds = {t["kind"]: t for t in listing["transports"]}
+    assert kinds["local"]["distribution"] == "vlaunch" and kinds["ssh"]["distribution"] == "vlaunch"
+    assert "host" in kinds["ssh"]["spec"]["required"] and kinds["ssh"]["spec"]["additionalProperties"] is False
 
 
 def test_example_plugin_drives_up_and_down(nohup_plugin, isolated):
@@ -110,3 +113,14 @@ def test_tracing_writes_to_stderr_so_a_rendered_script_stays_clean():
     plain, traced = vlaunch(*args), vlaunch(*args, env={"VLAUNCH_TRACE_HOOKS": "1"})
     assert traced.returncode == 0 and traced.stdout == plain.stdout
     assert "vlaunch_register_backends" in traced.stderr and "vlaunch_render_script" in traced.stderr
+
+
+def test_a_backend_still_passing_native_state_works_and_is_warned():
+    from dataclasses import fields
+
+    from vlaunch.states import JobState, JobStatus
+
+    with pytest.warns(DeprecationWarning, match="native_state"):
+        status = JobStatus(JobState.RUNNING, None, None, ("n1",), "R")
+    assert status == JobStatus(JobState.RUNNING, nodes=("n1",))
+    assert [f.name for f in fields(status)] == ["state", "reason", "exit_code", "nodes"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import REPO
 
 from vlaunch import JobState
-from vlaunch.testing import BatchConformance, ProcessConformance
+from vlaunch.testing import BatchConformance, ProcessConformance, TransportConformance
 
 GOLDEN = REPO / "tests" / "golden" / "conformance"
 PBS = REPO / "tests" / "fixtures" / "pbs" / "openpbs-23.06"
@@ -20,6 +22,14 @@ def _recorded(history: str, case: str) -> str:
 class TestLocalConformance(ProcessConformance):
     backend_name = "local"
     golden_dir = GOLDEN / "local"
+
+
+class TestLocalTransportConformance(TransportConformance):
+    kind = "local"
+
+    @pytest.fixture
+    def spec(self):
+        return {"kind": "local"}
 
 
 class TestSshConformance(ProcessConformance):

@@ -25,9 +25,9 @@ HALF_CLOSED_EACH = 100
 
 
 def _connect():
-    from vlaunch_ssh.transport import SSHTransport
+    from vlaunch.plugins import get_host
 
-    return SSHTransport({"kind": "ssh", "host": "vl-host2"})
+    return get_host().transport({"kind": "ssh", "host": "vl-host2"})
 
 
 def _free_port() -> int:

@@ -16,15 +16,15 @@ import urllib.request
 import pytest
 
 from vlaunch.errors import CommandNotFound, TransportError
+from vlaunch.plugins import get_host
 
 HOSTILE = ["plain", "two words", "it's", '"double"', "$(touch {m})", "`touch {m}`", "; touch {m}", "| touch {m}",
            "&& touch {m} &", "*", "~", "$HOME", "back\\slash", "new\nline; touch {m}", "tab\there", "-n", "", "ünï"]
 
 
 def connect(**spec):
-    from vlaunch_ssh.transport import SSHTransport
-
-    return SSHTransport({"kind": "ssh", **spec})
+    """An SSH transport, connected the way vlaunch connects a job record's spec."""
+    return get_host().transport({"kind": "ssh", **spec})
 
 
 @pytest.fixture

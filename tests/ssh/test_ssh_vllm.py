@@ -77,12 +77,12 @@ def test_ready_on_the_remote_loopback_only(job, rig):
 
 
 def test_completion_through_the_transport_forward(job, name, env, monkeypatch):
-    from vlaunch_ssh.transport import SSHTransport
+    from vlaunch.plugins import get_host
 
     monkeypatch.setenv("HOME", env["HOME"])
     key = (Path(env["VLAUNCH_STATE_DIR"]) / "jobs" / f"{name}.key").read_text().strip()
     started = time.monotonic()
-    transport = SSHTransport(job["transport"])
+    transport = get_host().transport(job["transport"])
     print(f"\nssh e2e: connect + authenticate to vl-host2 in {time.monotonic() - started:.3f} s")
     try:
         host, port = transport.forward(job["host"], job["port"])
@@ -93,14 +93,14 @@ def test_completion_through_the_transport_forward(job, name, env, monkeypatch):
 
 
 def test_the_printed_ssh_tunnel_command_reaches_the_server(job, name, env, rig, monkeypatch):
-    from vlaunch_ssh.transport import SSHTransport
+    from vlaunch.plugins import get_host
 
     monkeypatch.setenv("HOME", env["HOME"])
     key = (Path(env["VLAUNCH_STATE_DIR"]) / "jobs" / f"{name}.key").read_text().strip()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         local = probe.getsockname()[1]
-    transport = SSHTransport(job["transport"])
+    transport = get_host().transport(job["transport"])
     command = shlex.split(transport.tunnel_command(job["host"], job["port"], local))
     transport.close()
     assert command[:4] == ["ssh", "-N", "-L", f"{local}:127.0.0.1:{job['port']}"] and command[-1] == "vl-host2"

@@ -1,17 +1,17 @@
 """Testing kit for vlaunch plugins: fakes, pytest fixtures (entry point ``pytest11``, module
-:mod:`vlaunch.testing.plugin`) and the backend conformance suite (:class:`BatchConformance`,
-:class:`ProcessConformance`). Names are imported on first use, so ``python -m
+:mod:`vlaunch.testing.plugin`) the backend conformance suite (:class:`BatchConformance`,
+:class:`ProcessConformance`) and the transport one (:class:`TransportConformance`). Names are imported on first use, so ``python -m
 vlaunch.testing.tiny_model`` works without pytest."""
 
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["BackendConformance", "BatchConformance", "ProcessConformance", "RecordingTransport", "ok", "fail",
-           "process_list"]
+__all__ = ["BackendConformance", "BatchConformance", "ProcessConformance", "TransportConformance",
+           "RecordingTransport", "ok", "fail", "process_list"]
 
 _WHERE = {"BackendConformance": "conformance", "BatchConformance": "conformance", "ProcessConformance": "conformance",
-          "RecordingTransport": "fakes", "ok": "fakes", "fail": "fakes",
+          "TransportConformance": "transport_conformance", "RecordingTransport": "fakes", "ok": "fakes", "fail": "fakes",
           "process_list": "fakes"}
 
 
