@@ -38,8 +38,8 @@ def vlaunch_cancel(backend, job, transport):
 
 @hookimpl(trylast=True)
 def vlaunch_check_health(job, stage, base_url, api_key):
-    """Probe the stage over HTTP."""
-    return probe(stage, base_url, job.served_model_name, api_key)
+    """Probe the stage over HTTP; the "port" stage is left to the job's transport (``JobSession.check``)."""
+    return None if stage == "port" else probe(stage, base_url, job.served_model_name, api_key)
 
 
 @hookimpl(trylast=True)

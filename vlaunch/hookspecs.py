@@ -124,12 +124,13 @@ def vlaunch_cancel(backend: Backend, job: JobRecord, transport: Transport) -> bo
 
 @hookspec(firstresult=True)
 def vlaunch_check_health(job: JobRecord, stage: str, base_url: str, api_key: str | None) -> Probe | None:
-    """Probe one HTTP readiness stage of a server: ``"health"``, ``"models"`` or ``"completion"``.
+    """Probe one readiness stage of a server: ``"port"``, ``"health"``, ``"models"`` or ``"completion"``.
 
     Called repeatedly while ``up`` waits; stops at the first non-None result. The core's
     implementation expects 200 from ``/health``, the served name in ``/v1/models``, and one generated
-    token from ``/v1/completions``. (The ``"port"`` stage before them is asked of the job's
-    transport: :meth:`vlaunch.Transport.port_open`.)
+    token from ``/v1/completions``; it leaves ``"port"`` to the job's transport
+    (:meth:`vlaunch.Transport.port_open`, which asks the far side of an SSH connection), unless a
+    plugin answers it.
 
     :param job: The job's record (``served_model_name`` says what must be listed).
     :param stage: The stage to probe.
@@ -164,7 +165,7 @@ def vlaunch_make_transport(spec: dict) -> Transport | None:
     """Build the transport a registry entry describes, e.g. ``{"kind": "ssh", "host": "login1"}``.
 
     Deprecated (to be removed in 0.3): register a :class:`vlaunch.TransportKind` with
-    :func:`vlaunch_register_transports` instead. Asked only for a kind that no plugin registered;
+    :func:`vlaunch_register_transports` instead. Asked before the registered kinds, as before;
     stops at the first non-None result. Implementing it warns when the plugin is registered.
 
     :param spec: What :meth:`vlaunch.Transport.describe` stored.

@@ -19,12 +19,12 @@ import pluggy
 from . import hookspecs
 from .errors import BackendNotFound, PluginError, TransportError
 from .hookspecs import hookimpl
-from .probes import Probe
 from .transport import Transport, TransportKind
 
 if TYPE_CHECKING:
     from .backend import Backend, JobSpec
     from .config.model import Profile
+    from .probes import Probe
     from .registry import JobRecord
     from .states import JobStatus
 
@@ -72,6 +72,12 @@ class PluginHost:
     failures: list[PluginFailure] = field(default_factory=list)
     _origin: dict[int, tuple[str, str]] = field(default_factory=dict)
 
+    @property
+    def hook(self):
+        """pluggy's hook relay (``host.hook.vlaunch_poll(...)``), for plugins and scripts; the core calls
+        each hook through its typed method below."""
+        return self.pm.hook
+
     def register(self, plugin, name: str | None = None, distribution: str = "vlaunch", version: str = "") -> None:
         """Register a plugin object and collect the backends and transports it provides (its own
         ``vlaunch_register_*`` hooks are called through pluggy, so tracing shows them, with a ``register``
@@ -118,10 +124,11 @@ class PluginHost:
         its kind's model has validated it."""
         from pydantic import ValidationError
 
+        legacy = self.pm.hook.vlaunch_make_transport(spec=spec)  # a plugin still on the deprecated hook wins,
+        if legacy is not None:  # as it did when the core's own implementation came last
+            return legacy
         name = spec.get("kind", "local")
         info = self.transports.get(name)
-        if info is None and (transport := self.pm.hook.vlaunch_make_transport(spec=spec)) is not None:
-            return transport  # a plugin still on the deprecated hook
         if info is None:
             known = ", ".join(sorted(self.transports)) or "none"
             raise TransportError(f"no plugin provides a {name!r} transport (installed: {known};"
@@ -158,10 +165,10 @@ class PluginHost:
         """Stop ``job``; returns once the backend confirmed it gone."""
         self.pm.hook.vlaunch_cancel(backend=backend, job=job, transport=transport)
 
-    def check_health(self, job: JobRecord, stage: str, base_url: str, api_key: str | None) -> Probe:
-        """Probe one HTTP readiness stage of ``job``'s server at ``base_url``."""
-        result = self.pm.hook.vlaunch_check_health(job=job, stage=stage, base_url=base_url, api_key=api_key)
-        return result or Probe(False, "no plugin answered the health check")
+    def check_health(self, job: JobRecord, stage: str, base_url: str, api_key: str | None) -> Probe | None:
+        """Probe one readiness stage of ``job``'s server at ``base_url``; None when no plugin answered
+        (the core answers the HTTP stages, never "port")."""
+        return self.pm.hook.vlaunch_check_health(job=job, stage=stage, base_url=base_url, api_key=api_key)
 
     def read_logs(self, backend: Backend, job: JobRecord, transport: Transport, offset: int) -> bytes:
         """``job``'s server log from byte ``offset``."""

@@ -55,14 +55,15 @@ class JobSession:
         return self.host.read_logs(self.backend, self.record, self.transport, offset)
 
     def check(self, stage: str, base_url: str) -> Probe:
-        """Probe one readiness stage: "port" is asked of the transport (where the target sees the server:
-        through an SSH forward, the local listener always accepts), the HTTP stages of the hooks."""
-        if stage == "port":
+        """Probe one readiness stage through the hooks; "port", unless a plugin answers it, is asked of the
+        transport (where the target sees the server: an SSH forward's local listener always accepts)."""
+        result = self.host.check_health(self.record, stage, base_url, self.registry.key(self.record.name))
+        if result is None and stage == "port":
             seen = "" if self.transport.kind == "local" else f" (seen through the {self.transport.kind} transport)"
             if self.transport.port_open(self.record.host, self.record.port):
                 return Probe(True, f"accepting connections{seen}")
             return Probe(False, f"connection refused{seen}")
-        return self.host.check_health(self.record, stage, base_url, self.registry.key(self.record.name))
+        return result or Probe(False, "no plugin answered the health check")
 
     def publish(self, where: dict) -> str:
         """Record where the server listens (from the job's rendezvous file); return a URL reachable from here."""

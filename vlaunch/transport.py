@@ -70,9 +70,14 @@ class Transport(ABC):
         """The user's home directory on the target."""
 
     def port_open(self, host: str, port: int) -> bool:
-        """Whether ``host:port`` accepts a TCP connection as the target sees it (the readiness "port" stage)."""
+        """Whether ``host:port`` accepts a TCP connection as the target sees it (the readiness "port" stage).
+
+        The default connects to :meth:`forward`'s address from this machine: right for a target whose
+        network is this machine's. A transport whose forward listens here whatever the far side does
+        (SSH) overrides it and asks the far side.
+        """
         try:
-            with socket.create_connection((host, port), timeout=1.0):
+            with socket.create_connection(self.forward(host, port), timeout=1.0):
                 return True
         except OSError:
             return False

@@ -33,4 +33,3 @@ def _connect(spec: SSHSpec):
 def vlaunch_register_transports(register):
     """Register the ``ssh`` transport (``{"kind": "ssh", "host": ...}``), which every backend composes with."""
     register(TransportKind("ssh", SSHSpec, _connect, "a host reached over SSH (paramiko)"))
-

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from vlaunch import BackendOptions, ProcessBackend, shell
 from vlaunch.errors import ConfigError, SubmitError
 
-__all__ = ["SSHTarget", "SSHOptions", "SSHBackend", "preflight_script"]
+__all__ = ["SSHTarget", "SSHSpec", "SSHOptions", "SSHBackend", "preflight_script"]
 
 
 class SSHTarget(BackendOptions):
@@ -45,7 +45,7 @@ class SSHTarget(BackendOptions):
 class SSHSpec(SSHTarget):
     """A job record's ssh transport spec (``{"kind": "ssh", "host": ...}`` less its kind): a target with a host."""
 
-    host: str = Field(description="Host name or ~/.ssh/config alias, optionally user@host.")
+    host: str = Field(min_length=1, description="Host name or ~/.ssh/config alias, optionally user@host.")
 
 
 class SSHOptions(SSHTarget):

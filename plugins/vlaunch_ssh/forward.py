@@ -19,6 +19,8 @@ import threading
 __all__ = ["LocalForward"]
 
 _CHUNK = 65536
+
+
 def _stop(sock: socket.socket) -> None:
     """Wake every thread blocked on ``sock`` (a shutdown, unlike a close, cannot hit a reused fd)."""
     try:

@@ -13,11 +13,15 @@ from helpers import REPO, fake_command, live_group_members
 from pydantic import BaseModel, ConfigDict
 
 from vlaunch import TransportKind, api, hookimpl, hookspecs
-from vlaunch.errors import TransportError
+from vlaunch.errors import PluginError, TransportError
 from vlaunch.plugins import get_host
 from vlaunch.probes import Probe
 from vlaunch.registry import JobRecord, Registry
 from vlaunch.transport import LocalTransport
+
+
+#: A decorated hook implementation in a test's source.
+IMPLEMENTATION = re.compile(r"@hookimpl(?:\([^)]*\))?\s+def (vlaunch_\w+)\(")
 
 
 class SitePlugin:
@@ -69,8 +73,10 @@ def test_a_plugin_replaces_submit_poll_health_logs_and_cancel(site_plugin):
                  progress=events.append)
     assert site_plugin.calls[0] == "submit" and "poll" in site_plugin.calls
     assert {"check health", "check models", "check completion"} <= set(site_plugin.calls)
-    assert "check port" not in site_plugin.calls  # the transport answers that stage
     assert any(e.stage == "completion" and e.detail == "site probe of completion" for e in events)
+    # the plugin was asked about "port" too and left it (None) to the transport
+    assert "check port" in site_plugin.calls
+    assert any(e.stage == "port" and e.status == "passed" and e.detail == "accepting connections" for e in events)
     assert b"".join(api.logs("hooked")) == b"log of hooked, read by the site plugin\n"
     api.down("hooked")
     assert "cancel" in site_plugin.calls
@@ -135,9 +141,19 @@ def test_a_plugin_on_the_deprecated_transport_hook_still_works_and_is_warned():
         host.register(plugin, distribution="legacy-transport")
     try:
         assert host.transport({"kind": "legacy"}).spec.label == "old"
-        assert isinstance(host.transport({"kind": "local"}), LocalTransport)  # registered kinds come first
+        assert type(host.transport({"kind": "local"})) is LocalTransport  # it answered None for "local"
     finally:
         host.unregister(plugin)
+
+
+def test_two_plugins_registering_one_transport_kind_is_an_error_naming_both():
+    class Again:
+        @hookimpl
+        def vlaunch_register_transports(self, register):
+            register(TransportKind("local", SiteSpec, lambda spec: LocalTransport(), "another local"))
+
+    with pytest.raises(PluginError, match="transport 'local' is registered twice: by vlaunch and by dup-transport"):
+        get_host().register(Again(), distribution="dup-transport")
 
 
 def test_a_plugin_amends_the_profile_for_one_backend():
@@ -161,5 +177,5 @@ def test_every_hook_is_overridden_by_some_test():
     hooks = {name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("vlaunch_")}
     sources = [p.read_text() for p in REPO.glob("tests/**/*.py")]
     sources += [p.read_text() for p in REPO.glob("plugins/*/tests/*.py")]
-    overridden = {name for text in sources for name in re.findall(r"def (vlaunch_\w+)\(", text)}
+    overridden = {name for text in sources for name in IMPLEMENTATION.findall(text)}
     assert hooks - overridden == set(), "hooks without a test that implements them"

@@ -50,12 +50,13 @@ def test_status_with_no_jobs_loads_nothing_it_does_not_need(tmp_path):
         assert result.stdout.splitlines() == [shown, "[]"], (argv, result.stderr)
 
 
-def test_the_tuning_wing_is_listed_without_being_imported():
+def test_the_tuning_wing_is_listed_by_name_and_loaded_only_when_used():
     from vlaunch.cli import TUNING_COMMANDS, cli
     from vlaunch.tuning.commands import COMMANDS
 
     assert TUNING_COMMANDS == tuple(command.name for command in COMMANDS)
     assert set(TUNING_COMMANDS) <= set(cli.list_commands(None))
-    result = subprocess.run([sys.executable, "-c", LIGHT_PROBE % (["bench", "--help"],)], capture_output=True,
-                            text=True, timeout=60)
-    assert "--compare" in result.stdout and "'vlaunch.tuning.commands'" in result.stdout.splitlines()[-1]
+    for argv, loaded in ((["up", "--help"], False), (["bench", "--help"], True)):
+        result = subprocess.run([sys.executable, "-c", LIGHT_PROBE % (argv,)], capture_output=True, text=True,
+                                timeout=60)
+        assert ("'vlaunch.tuning.commands'" in result.stdout.splitlines()[-1]) is loaded, (argv, result.stdout)

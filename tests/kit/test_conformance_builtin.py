@@ -28,7 +28,8 @@ class TestLocalTransportConformance(TransportConformance):
     kind = "local"
 
     @pytest.fixture
-    def spec(self):
+    def spec(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("HOME", str(tmp_path))  # the suite's scratch directory goes under the home
         return {"kind": "local"}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
@@ -55,7 +56,7 @@ class TransportConformance:
         connected.close()
 
     @pytest.fixture
-    def scratch(self, transport) -> str:
+    def scratch(self, transport) -> Iterator[str]:
         """A fresh directory under the target's home, removed afterwards."""
         path = f"{transport.home()}/.vlaunch-conformance-{secrets.token_hex(4)}"
         assert transport.run(["mkdir", "-p", path]).ok
@@ -66,8 +67,10 @@ class TransportConformance:
         info = get_host().transports.get(self.kind)
         assert info is not None, f"no transport {self.kind!r} registered; implement vlaunch_register_transports"
         assert info.kind.description, "give the TransportKind a one-line description"
+        fields = {k: v for k, v in spec.items() if k != "kind"}
+        info.kind.spec_model.model_validate(fields)
         with pytest.raises(ValidationError):
-            info.kind.spec_model.model_validate({**spec, "surely_not_a_field": 1})
+            info.kind.spec_model.model_validate({**fields, "surely_not_a_field": 1})
 
     def test_describe_is_a_spec_of_its_kind(self, transport):
         described = transport.describe()

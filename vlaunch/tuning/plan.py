@@ -243,10 +243,13 @@ def make_plan(inp: PlanInput) -> Plan:
 
 
 def plan_profile(plan: Plan, inp: PlanInput, extends: str | None = None, base: Profile | None = None) -> dict:
-    """Profile data for ``plan``, extending profile ``extends`` (resolved: ``base``). Over a CPU base
-    (``gpus_per_node = 0``) resources stay the base's."""
+    """Profile data for ``plan``, extending profile ``extends``, whose resolved profile ``base`` the caller
+    passes (this module sits below the config layers). Over a CPU base (``gpus_per_node = 0``)
+    resources stay the base's."""
     from ..config.flags import one_api_server
 
+    if (extends is None) != (base is None):
+        raise ValueError("plan_profile: pass extends together with its resolved base profile")
     cpu = base is not None and base.resources.gpus_per_node == 0
     vllm = {"tensor_parallel_size": plan.tensor_parallel, "data_parallel_size": plan.data_parallel,
             "max_num_seqs": plan.max_num_seqs, "max_num_batched_tokens": plan.max_num_batched_tokens}
