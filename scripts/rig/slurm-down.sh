@@ -4,6 +4,7 @@
 # PURGE=1 also purges the packages (to re-test an install on a fresh machine).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/hosts.sh"
 need_root
 RIG=$RIG_ROOT/slurm
 if scontrol ping 2>/dev/null | grep -q 'is UP'; then
@@ -11,7 +12,8 @@ if scontrol ping 2>/dev/null | grep -q 'is UP'; then
   no_jobs() { [ -z "$(squeue -h -t PD,R,CG,CF,S)" ]; }
   wait_until 30 no_jobs || echo "rig: jobs still listed after 30 s" >&2
 fi
-stop_pidfile "$RIG/run/slurmd.pid"
+for f in "$RIG"/run/slurmd-*.pid; do stop_pidfile "$f"; done
+hosts_net_down
 stop_pidfile "$RIG/run/slurmctld.pid"
 stop_pidfile "$RIG/run/slurmdbd.pid"
 # Job ids restart at 1 with fresh controller state: forget the old accounting records too.

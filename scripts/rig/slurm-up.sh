@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Bring up a single-node Slurm (Debian 12's slurmctld + slurmd 22.05) for the test suite:
-# one node named after `hostname -s` at 127.0.0.1 with 4 fake GPUs, partition "debug".
+# Bring up Slurm (Debian 12's slurmctld + slurmd 22.05) for the test suite: one node named after
+# `hostname -s` at 127.0.0.1 with 4 fake GPUs, partition "debug" (the default); and HOSTS (2) more
+# compute hosts, partition "hosts": each a slurmd in its own network namespace (vlaunch-nK, address
+# 10.201.0.1K on the bridge vlbr0, whose host side is 10.201.0.1) and UTS namespace (host name
+# vlnodeK, in /etc/hosts), sharing this machine's file system and process table as a cluster's nodes
+# share a home directory. See hosts.sh.
 # No systemd, no cgroups, no munge (auth/none). Idempotent: when the rig already runs with
 # the same configuration it only says so.
 # Accounting (slurmdbd + MariaDB, so `sacct` answers for jobs that left squeue) is on by default:
 # about 40 s more on the first install, 2-3 s more per bring-up; WITH_SACCT=0 leaves it out.
 # Knobs: NCPUS=16 MEM_MB=64000 (what the node advertises), MIN_JOB_AGE=10 (seconds a finished job
-# stays in squeue at least; the controller purges once a minute), WITH_SACCT=1, VERBOSE=1, RIG_ROOT.
+# stays in squeue at least; the controller purges once a minute), WITH_SACCT=1, HOSTS=2 (0: none),
+# VERBOSE=1, RIG_ROOT.
 # Extra slurm.conf lines may be dropped in $RIG_ROOT/slurm/conf.d/*.conf (pbs-up.sh does).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/hosts.sh"
 need_root
 RIG=$RIG_ROOT/slurm
 NODE=$(hostname -s)
@@ -18,16 +24,17 @@ SACCT=${WITH_SACCT:-1}
 slurm_conf() {  # the whole slurm.conf on stdout
   cat <<CONF
 ClusterName=vlaunch
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$NODE($(controller_addr))
 SlurmUser=root
 AuthType=auth/none
 CredType=cred/none
 StateSaveLocation=$RIG/state
-SlurmdSpoolDir=$RIG/spool
+# One slurmd per node on one file system: %n is the node's name.
+SlurmdSpoolDir=$RIG/spool/%n
 SlurmctldPidFile=$RIG/run/slurmctld.pid
-SlurmdPidFile=$RIG/run/slurmd.pid
+SlurmdPidFile=$RIG/run/slurmd-%n.pid
 SlurmctldLogFile=$RIG/log/slurmctld.log
-SlurmdLogFile=$RIG/log/slurmd.log
+SlurmdLogFile=$RIG/log/slurmd-%n.log
 # Process tracking by parent PID: no cgroups needed.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -51,7 +58,8 @@ CONF
     printf '%s\n' AccountingStorageType=accounting_storage/none JobAcctGatherType=jobacct_gather/none
   fi
   echo "NodeName=$NODE NodeAddr=127.0.0.1 CPUs=${NCPUS:-16} RealMemory=${MEM_MB:-64000} Gres=gpu:4 State=UNKNOWN"
-  echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+  echo "PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP"
+  hosts_slurm_conf
   cat "$RIG"/conf.d/*.conf 2>/dev/null || true
 }
 
@@ -63,7 +71,7 @@ gres_conf() {
 }
 
 controller_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
-node_ready() { sinfo -h -n "$NODE" -o %t | grep -Eqx 'idle|mix|alloc|comp'; }
+node_ready() { sinfo -h -n "$1" -o %t | grep -Eqx 'idle|mix|alloc|comp'; }
 
 start_accounting() {  # MariaDB on a unix socket only, then slurmdbd
   if ! alive_pidfile /run/mysqld/mysqld.pid; then
@@ -92,34 +100,47 @@ CONF
 }
 
 PKGS=(slurmctld slurmd slurm-client)
+[ "$HOSTS" -gt 0 ] && PKGS+=(iproute2)
 [ "$SACCT" = 1 ] && PKGS+=(slurmdbd mariadb-server)
 apt_install "${PKGS[@]}"
 mkdir -p "$RIG"/{state,spool,log,run,gpu,conf.d}
 for i in 0 1 2 3; do ln -sfn /dev/null "$RIG/gpu/nvidia$i"; done
 
+NODES=("$NODE")
+for ((k = 1; k <= HOSTS; k++)); do NODES+=("$(host_name $k)"); done
+slurmds_alive() {
+  local n
+  for n in "${NODES[@]}"; do alive_pidfile "$RIG/run/slurmd-$n.pid" || return 1; done
+}
+stop_slurmds() { local f; for f in "$RIG"/run/slurmd-*.pid; do stop_pidfile "$f"; done; }
+
 NEW=$(slurm_conf)
-if alive_pidfile "$RIG/run/slurmctld.pid" && alive_pidfile "$RIG/run/slurmd.pid" && controller_up; then
+if alive_pidfile "$RIG/run/slurmctld.pid" && slurmds_alive && controller_up; then
   if [ "$NEW" = "$(cat /etc/slurm/slurm.conf 2>/dev/null)" ]; then
-    echo "slurm rig already up: node $NODE ($(sinfo -h -n "$NODE" -o %t))"
+    echo "slurm rig already up: nodes ${NODES[*]} ($(sinfo -h -o %t | sort -u | paste -sd,))"
     exit 0
   fi
   # A changed configuration (e.g. pbs-up.sh's TaskProlog) is applied with a restart; jobs
   # survive it because the controller keeps their state on disk.
   say "configuration changed: restarting the daemons"
-  stop_pidfile "$RIG/run/slurmd.pid"
+  stop_slurmds
   stop_pidfile "$RIG/run/slurmctld.pid"
 elif ! alive_pidfile "$RIG/run/slurmctld.pid"; then
   rm -rf "${RIG:?}"/state/* "${RIG:?}"/spool/*   # a stale node state can keep the node drained
 fi
+hosts_net_up
 printf '%s\n' "$NEW" > /etc/slurm/slurm.conf
 gres_conf > /etc/slurm/gres.conf
 [ "$SACCT" = 1 ] && start_accounting
 
 alive_pidfile "$RIG/run/slurmctld.pid" || slurmctld </dev/null >/dev/null 2>&1
 wait_until 30 controller_up || die "slurmctld did not start: $(tail -3 "$RIG/log/slurmctld.log")"
-alive_pidfile "$RIG/run/slurmd.pid" || slurmd -N "$NODE" </dev/null >/dev/null 2>&1
-if ! wait_until 30 node_ready; then
-  scontrol update nodename="$NODE" state=resume 2>/dev/null || true
-  wait_until 10 node_ready || die "node $NODE not ready: $(sinfo -h -n "$NODE" -o '%t %E'); $(tail -3 "$RIG/log/slurmd.log")"
-fi
-echo "slurm rig up in $(elapsed)s: node $NODE, partition debug, $(sinfo -h -n "$NODE" -o '%c CPUs, %G')"
+alive_pidfile "$RIG/run/slurmd-$NODE.pid" || slurmd -N "$NODE" </dev/null >/dev/null 2>&1
+hosts_slurmd_up
+for n in "${NODES[@]}"; do
+  wait_until 30 node_ready "$n" && continue
+  scontrol update nodename="$n" state=resume 2>/dev/null || true
+  wait_until 10 node_ready "$n" || die "node $n not ready: $(sinfo -h -n "$n" -o '%t %E'); $(tail -3 "$RIG/log/slurmd-$n.log")"
+done
+echo "slurm rig up in $(elapsed)s: node $NODE (partition debug, $(sinfo -h -n "$NODE" -o '%c CPUs, %G'))$(
+  [ "$HOSTS" -gt 0 ] && echo ", ${NODES[*]:1} (partition hosts, own network namespaces)")"
