@@ -17,7 +17,7 @@ from datetime import datetime
 
 from helpers import job_processes, vlaunch
 
-__all__ = ["ROLES", "CAUSES", "FAKE_TREE", "kill_and_check"]
+__all__ = ["ROLES", "CAUSES", "FAKE_TREE", "kill_and_check", "kill_pid_and_check"]
 
 ROLES = ("server", "engine", "worker", "script")
 #: What ``status`` must say for each role once the job has ended (one of these words). A scheduler that
@@ -62,7 +62,15 @@ def target(run_dir: str, role: str) -> int:
 
 
 def kill_and_check(name: str, role: str, env: dict | None = None) -> dict:
-    """Kill -9 the ``role`` process of running job ``name``; assert the promise; return the record.
+    """Kill -9 the ``role`` process of running job ``name``; assert the promise; return the record."""
+    record = json.loads(vlaunch("status", "--json", name, env=env).stdout)[0]
+    return kill_pid_and_check(name, target(os.path.realpath(record["run_dir"]), role), CAUSES[role], env, role)
+
+
+def kill_pid_and_check(name: str, pid: int, causes: tuple[str, ...], env: dict | None = None,
+                       what: str = "process") -> dict:
+    """Kill -9 ``pid``, a process of running job ``name``; assert the promise (FAILED with one of
+    ``causes`` in its reason, no process of the job left anywhere, both within :data:`PROMISE`).
 
     Times are those of vlaunch's own check (the record's ``updated_at`` when it turned FAILED) and of the
     first look at the process table that found nothing, not the end of the ``status`` call that reported
@@ -70,7 +78,7 @@ def kill_and_check(name: str, role: str, env: dict | None = None) -> dict:
     record = json.loads(vlaunch("status", "--json", name, env=env).stdout)[0]
     assert record["state"] == "RUNNING", record
     run_dir = os.path.realpath(record["run_dir"])
-    os.kill(target(run_dir, role), signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
     killed, seen, gone = time.time(), record, None
     # A scheduler may call the job ended while the script's guard is still stopping what it left.
     while time.time() - killed < PROMISE + 30:
@@ -79,10 +87,10 @@ def kill_and_check(name: str, role: str, env: dict | None = None) -> dict:
             break
         time.sleep(0.2)
         seen = json.loads(vlaunch("status", "--json", name, env=env).stdout)[0]
-    assert seen["state"] == "FAILED" and any(words in seen["reason"] for words in CAUSES[role]), (role, seen)
+    assert seen["state"] == "FAILED" and any(words in seen["reason"] for words in causes), (what, seen)
     assert gone, f"processes of the job left: {job_processes(run_dir)}"
     failed = datetime.fromisoformat(seen["updated_at"]).timestamp()
     took = max(failed, gone) - killed
-    assert took < PROMISE, (f"kill -9 of the {role}: FAILED after {failed - killed:.1f} s, nothing left after"
+    assert took < PROMISE, (f"kill -9 of the {what}: FAILED after {failed - killed:.1f} s, nothing left after"
                             f" {gone - killed:.1f} s")
     return seen

@@ -44,13 +44,15 @@ def live_group_members(pgid: str) -> list[str]:
 
 def job_processes(run_dir: str) -> dict[int, tuple[int, str]]:
     """Live (non-zombie) processes of this machine working in ``run_dir`` (every process a job script
-    starts inherits it), as ``{pid: (parent pid, command line)}``. The rig's hosts share one process table."""
+    starts inherits it) or below it (a multi-node job's followers work in ``node-K/``), as
+    ``{pid: (parent pid, command line)}``. The rig's hosts share one process table."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.readlink(f"/proc/{entry}/cwd") != run_dir:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            if cwd != run_dir and not cwd.startswith(run_dir + "/"):
                 continue
             with open(f"/proc/{entry}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()

@@ -17,7 +17,7 @@ from .config.flags import PORT_VAR, server_argv
 from .errors import ConfigError
 from .multinode import uses_ray
 
-__all__ = ["render_script", "fill_template", "environment_block", "server_block", "launch_line", "port_lines",
+__all__ = ["render_script", "fill_template", "environment_block", "server_block", "owned_server_lines", "OWN_GROUP", "launch_line", "port_lines",
            "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
 
 RUN_DIR_VAR = "VLAUNCH_RUN_DIR"
@@ -93,9 +93,13 @@ def port_lines(job: JobSpec) -> list[str]:
 
 #: Where the guard notes which process of vLLM died, when it ended the server for that reason.
 LOST_MARKER = "lost"
+#: A follower node's notice that its server ended, written before it stops what the server left (see
+#: :mod:`vlaunch.followers`): the head's guard ends the job meanwhile instead of after.
+ENDED_MARKER = "ended"
 #: The cause the exit marker gives for a server that ended with status 0 though nothing asked it to.
 UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)"
-#: Shell functions that own the server's processes. ``vlaunch_own_group`` decides once, before the
+#: Shell functions that own the server's processes (on every node of a multi-node job: see
+#: :mod:`vlaunch.followers`). ``vlaunch_own_group`` decides once, before the
 #: launch, whether the job's process group is its own: led by the script (local, ssh, Slurm), or, inside
 #: a PBS job, by its parent when that parent leads its session too (PBS runs the script under the job's
 #: login shell); any other group (a script started by hand, or under another launcher) is left alone.
@@ -110,7 +114,7 @@ UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so whe
 #: then only shuts down, which takes seconds of interpreter teardown on a busy machine, and the
 #: ``LOST_MARKER`` it leaves names the process for the exit marker. The group is read from /proc with
 #: shell builtins only, so neither forks anything that would count as a member.
-_OWN_GROUP = r"""vlaunch_others() {
+OWN_GROUP = r"""vlaunch_others() {
   VLAUNCH_OTHERS=""
   for d in /proc/[0-9]*; do
     read -r s 2>/dev/null <"$d/stat" || continue
@@ -138,7 +142,7 @@ vlaunch_end_group() {
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
 vlaunch_vital() {
-  VLAUNCH_VITAL=""
+  VLAUNCH_VITAL=${VLAUNCH_FOLLOWERS:-}
   for d in /proc/[0-9]*; do
     read -r s 2>/dev/null <"$d/stat" || continue
     set -- ${s##*) }
@@ -149,15 +153,23 @@ vlaunch_vital() {
 }
 vlaunch_lost() {
   for v in $VLAUNCH_VITAL; do
+    w=${v#*:}; case $w in node-*@*) [ -e "${w%@*}/""" + ENDED_MARKER + r"""" ] && { VLAUNCH_LOST=$v; return 0; } ;; esac
     read -r s 2>/dev/null <"/proc/${v%%:*}/stat" && set -- ${s##*) } && [ "$1" != Z ] && continue
     VLAUNCH_LOST=$v; return 0
   done
   return 1
 }
 vlaunch_end_server() {
-  echo "vlaunch: vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) ended while the server ran; ending the server"
-  echo "1 vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) died while the server ran; vlaunch ended the server" \
-    >""" + LOST_MARKER + r"""
+  local what=${VLAUNCH_LOST#*:} pid=${VLAUNCH_LOST%%:*} why code text
+  case $what in
+    node-*@*)
+      why="the engines on ${what#*@} (${what%@*}, launcher pid $pid) ended"
+      read -r code text 2>/dev/null <"${what%@*}/""" + EXIT_MARKER + r"""" \
+        || read -r code text 2>/dev/null <"${what%@*}/""" + ENDED_MARKER + r"""" && why="$why: ${text:-status $code}" ;;
+    *) why="vLLM's $what (pid $pid) died while the server ran" ;;
+  esac
+  echo "vlaunch: $why; ending the server"
+  echo "1 $why; vlaunch ended the server" >""" + LOST_MARKER + r"""
   kill -TERM "$VLAUNCH_PID" 2>/dev/null
   for ((i = 0; i < 3; i++)); do kill -0 "$VLAUNCH_PID" 2>/dev/null || return 0; sleep 0.2; done
   kill -KILL "$VLAUNCH_PID" 2>/dev/null
@@ -192,23 +204,32 @@ def server_block(job: JobSpec, launch: str | None = None, prelude: list[str] = (
 
     ``launch`` replaces the single-node command line; ``prelude`` lines run after the port is chosen
     and before the launch (multi-node backends start their followers there)."""
-    lines = ["# server", *port_lines(job), *prelude, _OWN_GROUP, "vlaunch_own_group",
-             f"{launch or launch_line(job)} &", "VLAUNCH_PID=$!", "vlaunch_guard & VLAUNCH_GUARD=$!",
-             "printf '{\"host\": \"%s\", \"port\": %s, \"pid\": %s}\\n' \"$(hostname)\" \"$" + PORT_VAR
-             + "\" \"$VLAUNCH_PID\" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json",
-             *(f"trap 'echo \"{sig} $SECONDS\" >{SIGNAL_MARKER}; kill -TERM \"$VLAUNCH_PID\" 2>/dev/null' {sig}"
-               for sig in ("TERM", "INT")),
-             'wait "$VLAUNCH_PID"; VLAUNCH_RC=$?',
-             'while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done',
-             'kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null',
-             "vlaunch_end_group",
-             'echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"',
-             # vLLM's server ends only when asked, except that it exits 0 when its engine dies.
-             f'if [ -e {LOST_MARKER} ]; then VLAUNCH_RC=1; cat {LOST_MARKER} >{EXIT_MARKER};'
-             f' elif [ "$VLAUNCH_RC" = 0 ] && [ ! -e {SIGNAL_MARKER} ]; then VLAUNCH_RC=1; echo "1 {UNASKED}"'
-             f' >{EXIT_MARKER}; else echo "$VLAUNCH_RC" >{EXIT_MARKER}; fi',
-             'exit "$VLAUNCH_RC"']
-    return "\n".join(lines)
+    return "\n".join(["# server", *port_lines(job), *prelude, *owned_server_lines(launch or launch_line(job))])
+
+
+def owned_server_lines(launch: str, publish: bool = True) -> list[str]:
+    """The lines of :func:`server_block` from the launch on: run ``launch`` in the background under the
+    guard, wait for it, end what it left, write the exit marker. ``publish=False`` is a multi-node job's
+    follower: no rendezvous file (only the head publishes), and the ``ENDED_MARKER`` as soon as the
+    server ended."""
+    rendezvous = ["printf '{\"host\": \"%s\", \"port\": %s, \"pid\": %s}\\n' \"$(hostname)\" \"$" + PORT_VAR
+                  + "\" \"$VLAUNCH_PID\" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json"]
+    return [OWN_GROUP, "vlaunch_own_group",
+            f"{launch} &", "VLAUNCH_PID=$!", "vlaunch_guard & VLAUNCH_GUARD=$!",
+            *(rendezvous if publish else []),
+            *(f"trap 'echo \"{sig} $SECONDS\" >{SIGNAL_MARKER}; kill -TERM \"$VLAUNCH_PID\" 2>/dev/null' {sig}"
+              for sig in ("TERM", "INT")),
+            'wait "$VLAUNCH_PID"; VLAUNCH_RC=$?',
+            'while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done',
+            *([] if publish else [f'echo "$VLAUNCH_RC" >{ENDED_MARKER}']),
+            'kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null',
+            "vlaunch_end_group",
+            'echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"',
+            # vLLM's server ends only when asked, except that it exits 0 when its engine dies.
+            f'if [ -e {LOST_MARKER} ]; then VLAUNCH_RC=1; cat {LOST_MARKER} >{EXIT_MARKER};'
+            f' elif [ "$VLAUNCH_RC" = 0 ] && [ ! -e {SIGNAL_MARKER} ]; then VLAUNCH_RC=1; echo "1 {UNASKED}"'
+            f' >{EXIT_MARKER}; else echo "$VLAUNCH_RC" >{EXIT_MARKER}; fi',
+            'exit "$VLAUNCH_RC"']
 
 
 def _template_text(backend: Backend) -> str:

@@ -6,15 +6,13 @@ Every value is quoted with :mod:`vlaunch.shell`; sbatch reads shell-style quotes
 from __future__ import annotations
 
 from vlaunch import JobSpec, shell
-from vlaunch.multinode import data_parallel_layout, follower_words, head_words, uses_ray
-from vlaunch.script import launch_line, other_free_port_line, server_block
+from vlaunch.followers import NODE_VAR
+from vlaunch.followers import multinode_server_block as multinode_server_block_of
+from vlaunch.multinode import uses_ray
 
 from .options import SlurmOptions
 
 __all__ = ["directive_lines", "multinode_server_block"]
-
-_ADDRESS, _RPC_PORT = shell.Var("VLAUNCH_DP_ADDRESS"), shell.Var("VLAUNCH_DP_RPC_PORT")
-
 
 def _memory(text: str | None) -> str | None:
     """Slurm takes 64G, not 64GB."""
@@ -44,28 +42,14 @@ def directive_lines(job: JobSpec, opts: SlurmOptions) -> list[str]:
     return lines + [f"#SBATCH {shell.quote(entry)}" for entry in opts.extra_directives]
 
 
-def _follower_lines(job: JobSpec, layout) -> list[str]:
-    """Where the nodes meet, then one backgrounded ``srun`` step per other node."""
-    srun = shell.join(["srun", "--nodes=1", "--ntasks=1", "--kill-on-bad-exit=1"])
-    lines = [
-        f"# {layout.nodes} nodes x {layout.local_ranks} data-parallel ranks = {layout.ranks}: this node serves"
-        " the API, srun starts the other nodes' engines headless",
-        f'{_ADDRESS}="$(hostname -I | cut -d " " -f 1)"',
-        other_free_port_line(_RPC_PORT),
-        'mapfile -t VLAUNCH_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")',
-    ]
-    for index in range(1, layout.nodes):
-        words = follower_words(layout, str(index * layout.local_ranks), _ADDRESS, _RPC_PORT)
-        lines.append(f'{srun} --nodelist="${{VLAUNCH_NODES[{index}]}}" {launch_line(job, words, api_servers=False)} &')
-    return lines
+_SRUN = f'srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 --nodelist="${NODE_VAR}"'
 
 
 def multinode_server_block(job: JobSpec) -> str | None:
-    """vLLM's native multi-node data parallelism, or None for one node (and for Ray, which spans
-    nodes by itself): this node runs the API server, ``srun`` starts a headless engine group on each
-    other node. The core's server block is kept around it, so the rendezvous file, signal forwarding
-    and exit marker behave as on one node."""
+    """vLLM's native multi-node data parallelism (see :mod:`vlaunch.followers`), or None for one node
+    (and for Ray, which spans nodes by itself): ``srun`` starts each other node's headless engines."""
     if job.profile.resources.nodes == 1 or uses_ray(job.profile):
         return None
-    layout = data_parallel_layout(job.profile)
-    return server_block(job, launch_line(job, head_words(layout, _ADDRESS, _RPC_PORT)), _follower_lines(job, layout))
+    return multinode_server_block_of(
+        job, ['mapfile -t VLAUNCH_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")'],
+        lambda command: [f"{_SRUN} {shell.join(command)} &"])

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from helpers import FAKE_VLLM, REPO, assert_one_line_error, vlaunch
+from rig_hosts import RIG_BRIDGE, require_hosts
 from vlaunch import apikey
 from vlaunch_pbs.directives import pbs_memory, pbs_walltime
 
@@ -100,24 +101,25 @@ def test_pro_only_resources_under_torque_are_an_error():
 def test_multinode_uses_place_scatter_and_pbsdsh_when_asked():
     script = render("--profile", "turbo", "--model", MODEL, *TWO_NODES, "--set", "backend.pbs.launcher=pbsdsh")
     assert "#PBS -l select=2:ngpus=4:ncpus=32\n#PBS -l place=scatter\n" in script
-    assert ('pbsdsh -n "$VLAUNCH_NODE_INDEX" -- /bin/bash -c "$VLAUNCH_FOLLOWER" vlaunch-follower'
-            ' "$VLAUNCH_RUN_DIR" "$VLAUNCH_START_RANK"') in script
+    assert ('pbsdsh -n "$VLAUNCH_NODEFILE_LINE" -- /bin/bash -c "$VLAUNCH_FOLLOWER" vlaunch-follower'
+            ' "$VLAUNCH_RUN_DIR" "$VLAUNCH_NODE_INDEX" "$VLAUNCH_START_RANK"') in script
 
 
 def stand_in_mpiexec(bin_dir):
-    """An ``mpiexec`` that records its arguments and runs the program here, as a fake vLLM follower that
-    records its argv and exits."""
+    """An ``mpiexec`` that records its arguments and runs the program in the Slurm rig's second host's
+    network namespace (scripts/rig/hosts.sh), as a fake vLLM follower that records its argv and exits."""
     bin_dir.mkdir()
     (bin_dir / "mpiexec").write_text(
         '#!/bin/bash\nprintf "%s\\0" "$@" >"$LAUNCH_RECORD"\nwhile [ "$1" != /bin/bash ]; do shift; done\n'
-        'FAKE_ARGV_FILE="$FOLLOWER_ARGV" FAKE_EXIT_CODE=0 exec "$@"\n')
+        'FAKE_ARGV_FILE="$FOLLOWER_ARGV" FAKE_EXIT_CODE=0 exec nsenter --net=/run/netns/vlaunch-n2 "$@"\n')
     (bin_dir / "mpiexec").chmod(0o755)
     return bin_dir
 
 
 def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
-    """Run the rendered two-node script on this machine: PBS_NODEFILE names two hosts, a stand-in
-    mpiexec runs the follower here (a real second host cannot exist on the test machine)."""
+    """Run the rendered two-node script here: PBS_NODEFILE names this machine and the rig's host vlnode2,
+    where a stand-in mpiexec runs the follower (in vlnode2's network namespace)."""
+    require_hosts()
     marker = tmp_path / "pwned"
     hostile = f"org/m; touch {marker} $(touch {marker})"
     runs = tmp_path / "runs"
@@ -131,7 +133,7 @@ def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
     (runs / "two" / "api_key.yaml").write_text(apikey.file_text("k"))
     bin_dir = stand_in_mpiexec(tmp_path / "bin")
     nodefile = tmp_path / "nodefile"
-    nodefile.write_text("nodeA\nnodeA\nnodeB\nnodeB\n")
+    nodefile.write_text("nodeA\nnodeA\nvlnode2\nvlnode2\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PBS_NODEFILE": str(nodefile),
            "LAUNCH_RECORD": str(tmp_path / "launch"), "FOLLOWER_ARGV": str(tmp_path / "follower.json"),
            "FAKE_ARGV_FILE": str(tmp_path / "head.json")}
@@ -145,7 +147,7 @@ def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
         os.killpg(job.pid, 15)
         job.wait(10)
     launch = (tmp_path / "launch").read_bytes().split(b"\0")[:-1]
-    assert [w.decode() for w in launch[:6]] == ["-n", "1", "--hosts", "nodeB", "--cpu-bind", "none"]
+    assert [w.decode() for w in launch[:6]] == ["-n", "1", "--hosts", "vlnode2", "--cpu-bind", "none"]
     follower, head = (json.loads((tmp_path / name).read_text()) for name in ("follower.json", "head.json"))
     rendezvous = json.loads((runs / "two" / "rendezvous.json").read_text())
 
@@ -154,7 +156,8 @@ def test_two_node_script_starts_a_headless_follower_with_its_rank(tmp_path):
 
     assert "--headless" in follower and "--headless" not in head
     assert value(follower, "--data-parallel-start-rank") == "1" and value(follower, "--data-parallel-size-local") == "1"
-    assert value(follower, "--data-parallel-address") == value(head, "--data-parallel-address") == "nodeA"
+    # This machine's address on the route to vlnode2: the rig's bridge.
+    assert value(follower, "--data-parallel-address") == value(head, "--data-parallel-address") == RIG_BRIDGE
     assert value(follower, "--data-parallel-rpc-port") == value(head, "--data-parallel-rpc-port") != str(rendezvous["port"])
     assert value(head, "--port") == str(rendezvous["port"]) and value(follower, "serve") == value(head, "serve") == hostile
     assert not marker.exists()

@@ -88,24 +88,25 @@ def test_multinode_head_and_followers(nodes, per_node):
     total = str(nodes * per_node)
     script = render("--profile", "turbo", "--set", f"resources.nodes={nodes}",
                     "--set", f"vllm.data_parallel_size={total}", "--name", "mn")
-    *followers, head = launch_lines(script)
+    follower, srun, head = launch_lines(script)  # the follower program's vLLM line, srun in the loop, the head
     local = launch_lines(render("--profile", "turbo", "--name", "mn", backend="local"))[0]
     # turbo's 4 API servers per engine, all on the head; the followers run engines only.
     scaled = {"--data-parallel-size": total, "--api-server-count": str(4 * int(total))}
     same = [scaled.get(prev, w) for prev, w in zip([""] + local, local)]
-    assert len(followers) == nodes - 1
     assert without(head, *DP_WORDS) == same
     assert head[head.index("--data-parallel-size-local") + 1] == str(per_node)
     assert "--headless" not in head and "$VLAUNCH_DP_ADDRESS" in head and "$VLAUNCH_DP_RPC_PORT" in head
-    for index, words in enumerate(followers, start=1):
-        assert words[:5] == ["srun", "--nodes=1", "--ntasks=1", "--kill-on-bad-exit=1",
-                             f"--nodelist=${{VLAUNCH_NODES[{index}]}}"]
-        assert without(words[5:], "--headless", "--data-parallel-start-rank", *DP_WORDS) == without(
-            same, "--api-server-count")
-        assert "--api-server-count" not in words
-        assert "--headless" in words and words[words.index("--data-parallel-start-rank") + 1] == str(index * per_node)
+    assert srun == ["srun", "--nodes=1", "--ntasks=1", "--kill-on-bad-exit=1", "--nodelist=$VLAUNCH_NODE",
+                    "/bin/bash", "-c", "$VLAUNCH_FOLLOWER", "vlaunch-follower", "$VLAUNCH_RUN_DIR", "$VLAUNCH_NODE_INDEX",
+                    "$VLAUNCH_START_RANK", "$VLAUNCH_DP_ADDRESS", "$VLAUNCH_DP_RPC_PORT", "$VLAUNCH_PORT"]
+    assert f"for ((VLAUNCH_NODE_INDEX = 1; VLAUNCH_NODE_INDEX < {nodes}; VLAUNCH_NODE_INDEX++)); do" in script
+    assert f"  VLAUNCH_START_RANK=$((VLAUNCH_NODE_INDEX * {per_node}))" in script
+    assert without(follower, "--headless", "--data-parallel-start-rank", *DP_WORDS) == without(
+        same, "--api-server-count")
+    assert "--api-server-count" not in follower
+    assert "--headless" in follower and follower[follower.index("--data-parallel-start-rank") + 1] == "$VLAUNCH_START_RANK"
     assert f"#SBATCH --nodes={nodes}" in script and "#SBATCH --ntasks-per-node=1" in script
-    assert re.search(r"^printf '\{\"host\".*rendezvous\.json$", script, re.M)
+    assert len(re.findall(r"^printf '\{\"host\".*rendezvous\.json$", script, re.M)) == 1  # the head's only
     assert script.rstrip().endswith('exit "$VLAUNCH_RC"')
 
 

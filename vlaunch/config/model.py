@@ -74,6 +74,10 @@ class ServerSection(Section):
         "~/.cache/vlaunch/vllm", description="vLLM's cache (torch.compile artifacts: a second start is faster), as"
         " VLLM_CACHE_ROOT; \"~/\" is the home of the machine that runs vLLM; on clusters a shared filesystem path;"
         " \"\" leaves vLLM's own default.")
+    data_parallel_interface: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.:@-]{1,15}$", description="Multi-node jobs: the network interface (e.g."
+        " \"ib0\") whose address the other nodes reach the first at (vLLM's --data-parallel-address). Default: the"
+        " first node's address on the route to the second.")
 
     @field_validator("port")
     @classmethod

@@ -18,11 +18,24 @@ echo "vlaunch: slurm job $SLURM_JOB_ID on $SLURM_JOB_NODELIST"
 export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 # server
 VLAUNCH_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"
-# 2 nodes x 4 data-parallel ranks = 8: this node serves the API, srun starts the other nodes' engines headless
-VLAUNCH_DP_ADDRESS="$(hostname -I | cut -d " " -f 1)"
-VLAUNCH_DP_RPC_PORT=$VLAUNCH_PORT; while [ "$VLAUNCH_DP_RPC_PORT" = "$VLAUNCH_PORT" ]; do VLAUNCH_DP_RPC_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"; done
+# 2 nodes x 4 data-parallel ranks = 8: this node serves the API, each other node runs headless engines
 mapfile -t VLAUNCH_NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
-srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 --nodelist="${VLAUNCH_NODES[1]}" vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /srv/vlaunch/runs/turbo-2nodes/api_key.yaml --headless --data-parallel-size-local 4 --data-parallel-start-rank 4 --data-parallel-address "$VLAUNCH_DP_ADDRESS" --data-parallel-rpc-port "$VLAUNCH_DP_RPC_PORT" &
+rm -rf -- node-[0-9]*  # a requeued job's last run left its followers' markers
+VLAUNCH_FOLLOWER='VLAUNCH_RUN_DIR="$1" VLAUNCH_NODE_INDEX="$2" VLAUNCH_START_RANK="$3" VLAUNCH_DP_ADDRESS="$4" VLAUNCH_DP_RPC_PORT="$5" VLAUNCH_PORT="$6"
+mkdir -p -- "$VLAUNCH_RUN_DIR/node-$VLAUNCH_NODE_INDEX" && cd -- "$VLAUNCH_RUN_DIR/node-$VLAUNCH_NODE_INDEX" || exit 1
+rm -f exit_code signalled lost ended
+echo "vlaunch: node $VLAUNCH_NODE_INDEX starts its engines on $(hostname) at $(date)"
+if ! VLAUNCH_WHY="$(python3 -c '"'"'import socket, sys
+address = sys.argv[1]
+try:
+    socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM).connect((address, 9))
+except OSError as e:
+    print(f"{socket.gethostname()} cannot reach the head'"'"'"'"'"'"'"'"'s data-parallel address {address}: {e.strerror or e}")
+    sys.exit(1)'"'"' "$VLAUNCH_DP_ADDRESS")"; then
+  echo "vlaunch: $VLAUNCH_WHY"; echo "1 $VLAUNCH_WHY" >exit_code; exit 1
+fi
+# environment
+export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
 vlaunch_others() {
   VLAUNCH_OTHERS=""
   for d in /proc/[0-9]*; do
@@ -51,7 +64,133 @@ vlaunch_end_group() {
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
 vlaunch_vital() {
-  VLAUNCH_VITAL=""
+  VLAUNCH_VITAL=${VLAUNCH_FOLLOWERS:-}
+  for d in /proc/[0-9]*; do
+    read -r s 2>/dev/null <"$d/stat" || continue
+    set -- ${s##*) }
+    [ "$2" = "$VLAUNCH_PID" ] && [ "$1" != Z ] || continue
+    read -r -d '"'"''"'"' t 2>/dev/null <"$d/cmdline"
+    t=${t%% *}; case "$t" in VLLM::*) VLAUNCH_VITAL="$VLAUNCH_VITAL ${d#/proc/}:${t#VLLM::}" ;; esac
+  done
+}
+vlaunch_lost() {
+  for v in $VLAUNCH_VITAL; do
+    w=${v#*:}; case $w in node-*@*) [ -e "${w%@*}/ended" ] && { VLAUNCH_LOST=$v; return 0; } ;; esac
+    read -r s 2>/dev/null <"/proc/${v%%:*}/stat" && set -- ${s##*) } && [ "$1" != Z ] && continue
+    VLAUNCH_LOST=$v; return 0
+  done
+  return 1
+}
+vlaunch_end_server() {
+  local what=${VLAUNCH_LOST#*:} pid=${VLAUNCH_LOST%%:*} why code text
+  case $what in
+    node-*@*)
+      why="the engines on ${what#*@} (${what%@*}, launcher pid $pid) ended"
+      read -r code text 2>/dev/null <"${what%@*}/exit_code" \
+        || read -r code text 2>/dev/null <"${what%@*}/ended" && why="$why: ${text:-status $code}" ;;
+    *) why="vLLM'"'"'s $what (pid $pid) died while the server ran" ;;
+  esac
+  echo "vlaunch: $why; ending the server"
+  echo "1 $why; vlaunch ended the server" >lost
+  kill -TERM "$VLAUNCH_PID" 2>/dev/null
+  for ((i = 0; i < 3; i++)); do kill -0 "$VLAUNCH_PID" 2>/dev/null || return 0; sleep 0.2; done
+  kill -KILL "$VLAUNCH_PID" 2>/dev/null
+}
+vlaunch_guard() {
+  trap '"'"''"'"' TERM INT HUP
+  exec 9<> <(:)
+  local tick=0 watched="" ending=""
+  while read -r s 2>/dev/null <"/proc/$$/stat" && set -- ${s##*) } && [ "$1" != Z ]; do
+    read -rt 0.5 -u 9
+    [ -n "$ending" ] || [ -e signalled ] && continue  # the server is being stopped
+    if vlaunch_lost; then
+      read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler'"'"'s signal) has a moment to say so
+      [ -e signalled ] || { ending=1; vlaunch_end_server; }
+      continue
+    fi
+    (( tick++ < 20 || tick % 10 == 0 )) && vlaunch_vital
+    [ -n "$VLAUNCH_VITAL" ] && [ "$VLAUNCH_VITAL" != "$watched" ] && echo "vlaunch: the guard watches$VLAUNCH_VITAL"
+    watched=$VLAUNCH_VITAL
+  done
+  echo "vlaunch: the job script was killed; its guard ends the server"
+  VLAUNCH_SPARED="$VLAUNCH_SPARED$BASHPID "
+  vlaunch_end_group
+  echo "? the job script was killed before the server ended; its guard stopped the server" >exit_code
+}
+vlaunch_own_group
+vllm serve org/model --host 127.0.0.1 --port "$VLAUNCH_PORT" --data-parallel-size 8 --max-num-seqs 512 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.95 --config /srv/vlaunch/runs/turbo-2nodes/api_key.yaml --headless --data-parallel-size-local 4 --data-parallel-start-rank "$VLAUNCH_START_RANK" --data-parallel-address "$VLAUNCH_DP_ADDRESS" --data-parallel-rpc-port "$VLAUNCH_DP_RPC_PORT" &
+VLAUNCH_PID=$!
+vlaunch_guard & VLAUNCH_GUARD=$!
+trap '"'"'echo "TERM $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null'"'"' TERM
+trap '"'"'echo "INT $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null'"'"' INT
+wait "$VLAUNCH_PID"; VLAUNCH_RC=$?
+while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done
+echo "$VLAUNCH_RC" >ended
+kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null
+vlaunch_end_group
+echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"
+if [ -e lost ]; then VLAUNCH_RC=1; cat lost >exit_code; elif [ "$VLAUNCH_RC" = 0 ] && [ ! -e signalled ]; then VLAUNCH_RC=1; echo "1 the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)" >exit_code; else echo "$VLAUNCH_RC" >exit_code; fi
+exit "$VLAUNCH_RC"'
+if ! VLAUNCH_DP_ADDRESS="$(python3 -c 'import fcntl, ipaddress, socket, struct, sys
+interface, peer = sys.argv[1:3]
+where = f"interface {interface}" if interface else f"the route to {peer}"
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if interface:
+        packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", interface.encode()))
+        address = socket.inet_ntoa(packed[20:24])
+    else:
+        s.connect((peer, 9))
+        address = s.getsockname()[0]
+except OSError as e:
+    print(f"no data-parallel address for the other nodes ({where}: {e.strerror or e})")
+    sys.exit(1)
+if ipaddress.ip_address(address).is_loopback:
+    print(f"the data-parallel address {address} ({where}) is a loopback address: the other nodes cannot reach it;"
+          " set server.data_parallel_interface to an interface they share")
+    sys.exit(1)
+print(address)' '' "${VLAUNCH_NODES[1]}")"; then
+  echo "vlaunch: $VLAUNCH_DP_ADDRESS"; echo "1 $VLAUNCH_DP_ADDRESS" >exit_code; exit 1
+fi
+echo "vlaunch: the nodes meet at $VLAUNCH_DP_ADDRESS"
+VLAUNCH_DP_RPC_PORT=$VLAUNCH_PORT; while [ "$VLAUNCH_DP_RPC_PORT" = "$VLAUNCH_PORT" ]; do VLAUNCH_DP_RPC_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')"; done
+VLAUNCH_FOLLOWERS=""
+for ((VLAUNCH_NODE_INDEX = 1; VLAUNCH_NODE_INDEX < 2; VLAUNCH_NODE_INDEX++)); do
+  VLAUNCH_NODE=${VLAUNCH_NODES[VLAUNCH_NODE_INDEX]}
+  VLAUNCH_START_RANK=$((VLAUNCH_NODE_INDEX * 4))
+  srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 --nodelist="$VLAUNCH_NODE" /bin/bash -c "$VLAUNCH_FOLLOWER" vlaunch-follower "$VLAUNCH_RUN_DIR" "$VLAUNCH_NODE_INDEX" "$VLAUNCH_START_RANK" "$VLAUNCH_DP_ADDRESS" "$VLAUNCH_DP_RPC_PORT" "$VLAUNCH_PORT" &
+  VLAUNCH_FOLLOWERS="$VLAUNCH_FOLLOWERS $!:node-$VLAUNCH_NODE_INDEX@$VLAUNCH_NODE"
+done
+VLAUNCH_VITAL=$VLAUNCH_FOLLOWERS
+vlaunch_others() {
+  VLAUNCH_OTHERS=""
+  for d in /proc/[0-9]*; do
+    read -r s 2>/dev/null <"$d/stat" || continue
+    set -- ${s##*) }
+    [ "$3" = "$VLAUNCH_GROUP" ] && [ "$1" != Z ] || continue
+    case "$VLAUNCH_SPARED" in *" ${d#/proc/} "*) ;; *) VLAUNCH_OTHERS="$VLAUNCH_OTHERS ${d#/proc/}" ;; esac
+  done
+  [ -n "$VLAUNCH_OTHERS" ]
+}
+vlaunch_own_group() {
+  read -r s <"/proc/$$/stat"; set -- ${s##*) }; VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ "
+  [ "$VLAUNCH_GROUP" = "$$" ] && return 0
+  VLAUNCH_GROUP=""
+  [ -n "${PBS_JOBID:-}" ] && [ "$3" = "$2" ] && read -r s 2>/dev/null <"/proc/$2/stat" || return 0
+  set -- ${s##*) }; [ "$4" = "$3" ] || return 0
+  VLAUNCH_GROUP=$3; VLAUNCH_SPARED=" $$ $VLAUNCH_GROUP "
+}
+vlaunch_end_group() {
+  [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
+  echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
+  kill -TERM $VLAUNCH_OTHERS 2>/dev/null
+  for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
+  echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
+  kill -KILL $VLAUNCH_OTHERS 2>/dev/null
+  for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
+}
+vlaunch_vital() {
+  VLAUNCH_VITAL=${VLAUNCH_FOLLOWERS:-}
   for d in /proc/[0-9]*; do
     read -r s 2>/dev/null <"$d/stat" || continue
     set -- ${s##*) }
@@ -62,15 +201,23 @@ vlaunch_vital() {
 }
 vlaunch_lost() {
   for v in $VLAUNCH_VITAL; do
+    w=${v#*:}; case $w in node-*@*) [ -e "${w%@*}/ended" ] && { VLAUNCH_LOST=$v; return 0; } ;; esac
     read -r s 2>/dev/null <"/proc/${v%%:*}/stat" && set -- ${s##*) } && [ "$1" != Z ] && continue
     VLAUNCH_LOST=$v; return 0
   done
   return 1
 }
 vlaunch_end_server() {
-  echo "vlaunch: vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) ended while the server ran; ending the server"
-  echo "1 vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) died while the server ran; vlaunch ended the server" \
-    >lost
+  local what=${VLAUNCH_LOST#*:} pid=${VLAUNCH_LOST%%:*} why code text
+  case $what in
+    node-*@*)
+      why="the engines on ${what#*@} (${what%@*}, launcher pid $pid) ended"
+      read -r code text 2>/dev/null <"${what%@*}/exit_code" \
+        || read -r code text 2>/dev/null <"${what%@*}/ended" && why="$why: ${text:-status $code}" ;;
+    *) why="vLLM's $what (pid $pid) died while the server ran" ;;
+  esac
+  echo "vlaunch: $why; ending the server"
+  echo "1 $why; vlaunch ended the server" >lost
   kill -TERM "$VLAUNCH_PID" 2>/dev/null
   for ((i = 0; i < 3; i++)); do kill -0 "$VLAUNCH_PID" 2>/dev/null || return 0; sleep 0.2; done
   kill -KILL "$VLAUNCH_PID" 2>/dev/null

@@ -45,7 +45,7 @@ vlaunch_end_group() {
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
 vlaunch_vital() {
-  VLAUNCH_VITAL=""
+  VLAUNCH_VITAL=${VLAUNCH_FOLLOWERS:-}
   for d in /proc/[0-9]*; do
     read -r s 2>/dev/null <"$d/stat" || continue
     set -- ${s##*) }
@@ -56,15 +56,23 @@ vlaunch_vital() {
 }
 vlaunch_lost() {
   for v in $VLAUNCH_VITAL; do
+    w=${v#*:}; case $w in node-*@*) [ -e "${w%@*}/ended" ] && { VLAUNCH_LOST=$v; return 0; } ;; esac
     read -r s 2>/dev/null <"/proc/${v%%:*}/stat" && set -- ${s##*) } && [ "$1" != Z ] && continue
     VLAUNCH_LOST=$v; return 0
   done
   return 1
 }
 vlaunch_end_server() {
-  echo "vlaunch: vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) ended while the server ran; ending the server"
-  echo "1 vLLM's ${VLAUNCH_LOST#*:} (pid ${VLAUNCH_LOST%%:*}) died while the server ran; vlaunch ended the server" \
-    >lost
+  local what=${VLAUNCH_LOST#*:} pid=${VLAUNCH_LOST%%:*} why code text
+  case $what in
+    node-*@*)
+      why="the engines on ${what#*@} (${what%@*}, launcher pid $pid) ended"
+      read -r code text 2>/dev/null <"${what%@*}/exit_code" \
+        || read -r code text 2>/dev/null <"${what%@*}/ended" && why="$why: ${text:-status $code}" ;;
+    *) why="vLLM's $what (pid $pid) died while the server ran" ;;
+  esac
+  echo "vlaunch: $why; ending the server"
+  echo "1 $why; vlaunch ended the server" >lost
   kill -TERM "$VLAUNCH_PID" 2>/dev/null
   for ((i = 0; i < 3; i++)); do kill -0 "$VLAUNCH_PID" 2>/dev/null || return 0; sleep 0.2; done
   kill -KILL "$VLAUNCH_PID" 2>/dev/null
