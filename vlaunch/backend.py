@@ -87,6 +87,9 @@ class Backend(ABC):
     needs_modules: ClassVar[dict[str, str]] = {}
     #: First and longest gap (seconds) between two polls of a waiting caller (see :class:`lifecycle.Backoff`).
     poll_cadence: ClassVar[tuple[float, float]] = lifecycle.PROCESS_POLL
+    #: After a cancel let the job go, how long ``down`` waits for the script's exit marker (0: not at all; a
+    #: process backend's group is gone only when every process of it is).
+    script_end_wait: ClassVar[float] = 0.0
 
     @classmethod
     def missing_modules(cls) -> list[str]:
@@ -198,6 +201,7 @@ class BatchBackend(Backend):
     #: Native state code -> normalised state; every code the scheduler prints should be here.
     state_map: ClassVar[dict[str, JobState]] = {}
     poll_cadence: ClassVar[tuple[float, float]] = lifecycle.SCHEDULER_POLL  # schedulers are polled gently
+    script_end_wait: ClassVar[float] = lifecycle.SCRIPT_END_WAIT  # a scheduler may let go of a job still ending
 
     @abstractmethod
     def submit_command(self, job: JobSpec, script_path: str) -> list[str]:

@@ -47,6 +47,9 @@ SCHEDULER_POLL = (0.5, 10.0)
 CANCEL_CHECK = (0.2, 2.0)
 SCHEDULER_CANCEL_WAIT = 60.0
 KILL_WAIT = 5.0
+#: How long a cancelled batch job's script may take, after the scheduler let the job go, to write its exit
+#: marker (it does once every process of the server has ended: up to 3 s of TERM, then KILL, per node).
+SCRIPT_END_WAIT = 15.0
 #: Seconds between the look that misses a live job and the look that confirms it is gone.
 CONFIRM_GAP = 1.0
 #: How long waiting callers keep retrying observations that fail before they give up.
@@ -250,9 +253,23 @@ def cancel_and_confirm(backend: Backend, job: JobRecord, transport: Transport) -
                 break
             time.sleep(min(checks.next(), wait - waited))
         else:
-            return
+            return _await_script_end(backend, job, transport)
     raise CancelError(f"{backend.name}: job {job.native_id} is still {view.state.value}"
                       f" {time.monotonic() - started:.0f} s after {' '.join(argv)}")
+
+
+def _await_script_end(backend: Backend, job: JobRecord, transport: Transport) -> None:
+    """Once a cancel let the job go: when its script had started the server and has not yet written the
+    exit marker, give it up to ``backend.script_end_wait`` (a scheduler's: :data:`SCRIPT_END_WAIT`) to.
+    Some schedulers list a job as ended while its processes are still stopping (Slurm's Torque wrappers
+    show a COMPLETING job as C); the marker is the script's word that none is left. A script that never
+    writes it (killed, or its node gone) is not waited for longer: the scheduler's word stands."""
+    limit = backend.script_end_wait
+    if not limit or transport.read_file(job.path("rendezvous.json")) is None:
+        return
+    checks, started = Backoff(*CANCEL_CHECK), time.monotonic()
+    while transport.read_file(job.path(EXIT_MARKER)) is None and time.monotonic() - started < limit:
+        time.sleep(checks.next())
 
 
 def request_cancel(registry: Registry, rec: JobRecord, cause: str) -> bool:

@@ -21,6 +21,7 @@ alive_pidfile /run/mysqld/mysqld.pid && mariadb -e 'DROP DATABASE IF EXISTS vlau
 stop_pidfile /run/mysqld/mysqld.pid
 rm -f /etc/slurm/slurm.conf /etc/slurm/gres.conf /etc/slurm/slurmdbd.conf \
   /etc/slurm/plugstack.conf.d/vlaunch-pbs.conf
+grep -qs "vlaunch test rig" /usr/local/bin/pbsdsh && rm -f /usr/local/bin/pbsdsh   # pbs-up.sh's
 rm -rf "${RIG:?}"
 if [ "${PURGE:-0}" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -123,3 +123,35 @@ def test_a_lost_connection_is_not_retried():
     liveness = lifecycle.Liveness(_Session(ConnectionLost("the ssh connection to gpu was lost")))
     with pytest.raises(ConnectionLost):
         liveness.check(force=True)
+
+
+def test_down_waits_for_the_scripts_word_after_the_scheduler_let_go(monkeypatch):
+    """Slurm's Torque wrappers list a COMPLETING job as ended: a cancelled job whose server had started is
+    confirmed once its script wrote the exit marker (its word that no process is left), not before."""
+    transport = RecordingTransport()
+    transport.answer("squeue", ok("5|RUNNING|None|n1|0|\n"), ok(""))
+    transport.answer("sacct", ok("5|CANCELLED by 0|0:15|n1|\n"))
+    job = record(backend="slurm", native_id="5")
+    transport.files[job.path("rendezvous.json")] = '{"host": "n1", "port": 1, "pid": 2}'
+    pauses = []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            transport.files[job.path(lifecycle.EXIT_MARKER)] = "143\n"
+
+    monkeypatch.setattr(lifecycle.time, "sleep", pause)
+    SlurmBackend().cancel(job, transport)
+    assert transport.commands("scancel") and len(pauses) == 3
+
+
+def test_a_process_backend_does_not_wait_for_the_marker(monkeypatch):
+    transport = RecordingTransport()
+    transport.answer("ps", process_list(JOB_LINE), process_list())
+    job = record()
+    transport.files[job.path("rendezvous.json")] = '{"host": "h", "port": 1, "pid": 77}'
+    read = []
+    monkeypatch.setattr(transport, "read_file", lambda path, offset=0: read.append(path))
+    LocalBackend().cancel(job, transport)
+    assert [call[:2] for call in transport.commands("kill")] == [("kill", "-TERM")]
+    assert read == []  # its group is gone only when every process of it is: nothing to wait for

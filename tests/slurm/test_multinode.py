@@ -25,9 +25,9 @@ pytestmark = pytest.mark.usefixtures("slurm_rig")
 
 #: Two nodes of the partition "hosts", one engine each; vLLM's own CLI (`serve`, for `--headless`), bound
 #: to every address of the head so that this machine reaches it by the head's name.
-TWO_NODES = ["--backend", "slurm", "--profile", "cpu-tiny", "--set", "resources.nodes=2",
-             "--set", "vllm.data_parallel_size=2", "--set", 'server.host="0.0.0.0"',
-             "--set", 'backend.slurm.partition="hosts"']
+LAYOUT = ["--profile", "cpu-tiny", "--set", "resources.nodes=2", "--set", "vllm.data_parallel_size=2",
+          "--set", 'server.host="0.0.0.0"']
+TWO_NODES = ["--backend", "slurm", *LAYOUT, "--set", 'backend.slurm.partition="hosts"']
 REAL = ["--set", "server.command=" + json.dumps(["python3", "-m", "vlaunch.testing.vllm_cli", "serve"])]
 FAKE = ["--model", "fake-model", "--no-check-flags", *FAKE_TREE,
         "--set", "server.command=" + json.dumps([sys.executable, str(FAKE_VLLM), "serve"])]
@@ -146,6 +146,23 @@ def test_down_leaves_nothing_on_either_host(env):
     assert job_processes(run_dir) == {}
     assert record("downed", env)["state"] == "CANCELLED"
     assert (squeue(job["native_id"]) or ("left squeue",))[0] in ("left squeue", "CANCELLED")
+
+
+def test_pbs_torque_dialect_over_the_same_hosts(env):
+    """The pbs backend (Torque dialect, the rig's qsub over Slurm) on both hosts: pbsdsh (the rig's, over
+    srun) starts the follower; down leaves nothing on either host."""
+    setup = json.dumps([f"export PATH={os.path.dirname(sys.executable)}:\"$PATH\""])
+    result = vlaunch("up", "--backend", "pbs", *LAYOUT, *FAKE, "--name", "torque2",
+                     "--set", "backend.pbs.dialect=torque", "--set", "backend.pbs.queue=hosts",
+                     "--set", "backend.pbs.launcher=pbsdsh", "--set", f"environment.setup={setup}", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    job = record("torque2", env)
+    run_dir = os.path.realpath(job["run_dir"])
+    assert job["node"] == "vlnode1" and {host_of(pid) for pid in job_processes(run_dir)} == {"vlnode1", "vlnode2"}
+    assert len(processes_on("vlnode2", "fake-engine")) == 1
+    result = vlaunch("down", "torque2", env=env)
+    assert result.returncode == 0, result.stderr
+    assert job_processes(run_dir) == {} and record("torque2", env)["state"] == "CANCELLED"
 
 
 @pytest.mark.parametrize("role", ["head", "follower-script"])
