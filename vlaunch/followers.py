@@ -84,6 +84,21 @@ def follower_program(job: JobSpec) -> str:
     ])
 
 
+#: On the head, once its server has ended: a follower whose server ended too (``node-K/ended``) is still
+#: ending what its server left on its node, which only its own program can reach (vLLM's processes whose
+#: parent died are no longer the launcher's). Its launcher is left to end by itself, up to 6 s (the
+#: follower's own TERM, 1 s, then KILL, 2 s, with room for a busy machine), before the head ends what is
+#: left, launchers included: a launcher signalled earlier has the scheduler kill the follower's program in
+#: the middle of its work, and what vLLM left on that node stays there.
+_AWAIT_FOLLOWERS = f"""for f in $VLAUNCH_FOLLOWERS; do
+  w=${{f#*:}}; w=${{w%@*}}
+  for ((i = 0; i < 30; i++)); do
+    [ -e "$w/{ENDED_MARKER}" ] && [ ! -e "$w/{EXIT_MARKER}" ] && kill -0 "${{f%%:*}}" 2>/dev/null || break
+    sleep 0.2
+  done
+done"""
+
+
 def _head_prelude(job: JobSpec, layout: DataParallelLayout, launch: list[str]) -> list[str]:
     """After ``VLAUNCH_NODES`` is set: the address, the RPC port, one follower per other node."""
     interface = job.profile.server.data_parallel_interface or ""
@@ -120,4 +135,4 @@ def multinode_server_block(job: JobSpec, list_nodes: list[str],
     prelude = [f"# {layout.nodes} nodes x {layout.local_ranks} data-parallel ranks = {layout.ranks}: this node"
                " serves the API, each other node runs headless engines",
                *list_nodes, *_head_prelude(job, layout, launch_follower(command))]
-    return server_block(job, head, prelude)
+    return server_block(job, head, prelude, settle=[_AWAIT_FOLLOWERS])

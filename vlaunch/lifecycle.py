@@ -48,7 +48,7 @@ CANCEL_CHECK = (0.2, 2.0)
 SCHEDULER_CANCEL_WAIT = 60.0
 KILL_WAIT = 5.0
 #: How long a cancelled batch job's script may take, after the scheduler let the job go, to write its exit
-#: marker (it does once every process of the server has ended: up to 3 s of TERM, then KILL, per node).
+#: marker (it does once every process of the server has ended: up to 1 s of TERM, then KILL, per node).
 SCRIPT_END_WAIT = 15.0
 #: Seconds between the look that misses a live job and the look that confirms it is gone.
 CONFIRM_GAP = 1.0

@@ -17,8 +17,9 @@ from .config.flags import PORT_VAR, server_argv
 from .errors import ConfigError
 from .multinode import uses_ray
 
-__all__ = ["render_script", "fill_template", "environment_block", "server_block", "owned_server_lines", "OWN_GROUP", "launch_line", "port_lines",
-           "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR"]
+__all__ = ["render_script", "fill_template", "environment_block", "server_block", "owned_server_lines", "OWN_GROUP",
+           "launch_line", "port_lines", "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR", "LOST_MARKER",
+           "ENDED_MARKER"]
 
 RUN_DIR_VAR = "VLAUNCH_RUN_DIR"
 PLAIN_TEMPLATE = "#!/bin/bash\n{{ directives }}\n{{ header }}\n{{ environment }}\n{{ server }}\n"
@@ -104,7 +105,7 @@ UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so whe
 #: a PBS job, by its parent when that parent leads its session too (PBS runs the script under the job's
 #: login shell); any other group (a script started by hand, or under another launcher) is left alone.
 #: ``vlaunch_end_group`` ends every process vLLM left in that group once its main process has ended
-#: (EngineCore and workers outlive a killed API server): TERM, up to 3 s, then KILL (and up to 2 s for
+#: (EngineCore and workers outlive a killed API server): TERM, up to 1 s, then KILL (and up to 2 s for
 #: the kill to land). The script's TERM/INT trap stays on meanwhile: a scheduler signals every process
 #: of a job, and when the server dies of it before the script hears its own, the ``signalled`` marker
 #: must still say so. ``vlaunch_guard`` runs beside the server and does the same when the script itself
@@ -136,7 +137,7 @@ vlaunch_end_group() {
   [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
   echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
   kill -TERM $VLAUNCH_OTHERS 2>/dev/null
-  for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
+  for ((i = 0; i < 5; i++)); do vlaunch_others || return 0; sleep 0.2; done
   echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
@@ -182,7 +183,9 @@ vlaunch_guard() {
     read -rt 0.5 -u 9
     [ -n "$ending" ] || [ -e """ + SIGNAL_MARKER + r""" ] && continue  # the server is being stopped
     if vlaunch_lost; then
-      read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler's signal) has a moment to say so
+      # A stop that was asked for (down, the scheduler's signal) has a moment to say so; a follower whose
+      # own script was not signalled was not asked.
+      w=${VLAUNCH_LOST#*:}; case $w in node-*@*) [ -e "${w%@*}/""" + SIGNAL_MARKER + r"""" ] ;; esac && read -rt 0.5 -u 9
       [ -e """ + SIGNAL_MARKER + r""" ] || { ending=1; vlaunch_end_server; }
       continue
     fi
@@ -197,21 +200,22 @@ vlaunch_guard() {
 }"""
 
 
-def server_block(job: JobSpec, launch: str | None = None, prelude: list[str] = ()) -> str:
+def server_block(job: JobSpec, launch: str | None = None, prelude: list[str] = (), settle: list[str] = ()) -> str:
     """Start vLLM in the background, publish where it listens, forward SIGTERM (and note it in the
     ``signalled`` marker), record its exit status once every process it left is gone (a server that
     stopped unasked with status 0 has failed: the job's status is then 1, and the marker says why).
 
     ``launch`` replaces the single-node command line; ``prelude`` lines run after the port is chosen
     and before the launch (multi-node backends start their followers there)."""
-    return "\n".join(["# server", *port_lines(job), *prelude, *owned_server_lines(launch or launch_line(job))])
+    return "\n".join(["# server", *port_lines(job), *prelude, *owned_server_lines(launch or launch_line(job),
+                                                                               settle=settle)])
 
 
-def owned_server_lines(launch: str, publish: bool = True) -> list[str]:
+def owned_server_lines(launch: str, publish: bool = True, settle: list[str] = ()) -> list[str]:
     """The lines of :func:`server_block` from the launch on: run ``launch`` in the background under the
     guard, wait for it, end what it left, write the exit marker. ``publish=False`` is a multi-node job's
     follower: no rendezvous file (only the head publishes), and the ``ENDED_MARKER`` as soon as the
-    server ended."""
+    server ended. ``settle`` lines run once the server has ended, before what it left is ended."""
     rendezvous = ["printf '{\"host\": \"%s\", \"port\": %s, \"pid\": %s}\\n' \"$(hostname)\" \"$" + PORT_VAR
                   + "\" \"$VLAUNCH_PID\" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json"]
     return [OWN_GROUP, "vlaunch_own_group",
@@ -223,6 +227,7 @@ def owned_server_lines(launch: str, publish: bool = True) -> list[str]:
             'while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done',
             *([] if publish else [f'echo "$VLAUNCH_RC" >{ENDED_MARKER}']),
             'kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null',
+            *settle,
             "vlaunch_end_group",
             'echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"',
             # vLLM's server ends only when asked, except that it exits 0 when its engine dies.

@@ -56,7 +56,7 @@ vlaunch_end_group() {
   [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
   echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
   kill -TERM $VLAUNCH_OTHERS 2>/dev/null
-  for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
+  for ((i = 0; i < 5; i++)); do vlaunch_others || return 0; sleep 0.2; done
   echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
@@ -102,7 +102,9 @@ vlaunch_guard() {
     read -rt 0.5 -u 9
     [ -n "$ending" ] || [ -e signalled ] && continue  # the server is being stopped
     if vlaunch_lost; then
-      read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler'"'"'s signal) has a moment to say so
+      # A stop that was asked for (down, the scheduler'"'"'s signal) has a moment to say so; a follower whose
+      # own script was not signalled was not asked.
+      w=${VLAUNCH_LOST#*:}; case $w in node-*@*) [ -e "${w%@*}/signalled" ] ;; esac && read -rt 0.5 -u 9
       [ -e signalled ] || { ending=1; vlaunch_end_server; }
       continue
     fi
@@ -182,7 +184,7 @@ vlaunch_end_group() {
   [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
   echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
   kill -TERM $VLAUNCH_OTHERS 2>/dev/null
-  for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
+  for ((i = 0; i < 5; i++)); do vlaunch_others || return 0; sleep 0.2; done
   echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
@@ -228,7 +230,9 @@ vlaunch_guard() {
     read -rt 0.5 -u 9
     [ -n "$ending" ] || [ -e signalled ] && continue  # the server is being stopped
     if vlaunch_lost; then
-      read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler's signal) has a moment to say so
+      # A stop that was asked for (down, the scheduler's signal) has a moment to say so; a follower whose
+      # own script was not signalled was not asked.
+      w=${VLAUNCH_LOST#*:}; case $w in node-*@*) [ -e "${w%@*}/signalled" ] ;; esac && read -rt 0.5 -u 9
       [ -e signalled ] || { ending=1; vlaunch_end_server; }
       continue
     fi
@@ -251,6 +255,13 @@ trap 'echo "INT $SECONDS" >signalled; kill -TERM "$VLAUNCH_PID" 2>/dev/null' INT
 wait "$VLAUNCH_PID"; VLAUNCH_RC=$?
 while kill -0 "$VLAUNCH_PID" 2>/dev/null; do wait "$VLAUNCH_PID"; VLAUNCH_RC=$?; done
 kill -KILL "$VLAUNCH_GUARD" 2>/dev/null; wait "$VLAUNCH_GUARD" 2>/dev/null
+for f in $VLAUNCH_FOLLOWERS; do
+  w=${f#*:}; w=${w%@*}
+  for ((i = 0; i < 30; i++)); do
+    [ -e "$w/ended" ] && [ ! -e "$w/exit_code" ] && kill -0 "${f%%:*}" 2>/dev/null || break
+    sleep 0.2
+  done
+done
 vlaunch_end_group
 echo "vlaunch: server exited with status $VLAUNCH_RC at $(date)"
 if [ -e lost ]; then VLAUNCH_RC=1; cat lost >exit_code; elif [ "$VLAUNCH_RC" = 0 ] && [ ! -e signalled ]; then VLAUNCH_RC=1; echo "1 the server stopped by itself with status 0, unasked (vLLM does so when its engine dies)" >exit_code; else echo "$VLAUNCH_RC" >exit_code; fi

@@ -39,7 +39,7 @@ vlaunch_end_group() {
   [ -n "$VLAUNCH_GROUP" ] && vlaunch_others || return 0
   echo "vlaunch: ending processes the server left:$VLAUNCH_OTHERS"
   kill -TERM $VLAUNCH_OTHERS 2>/dev/null
-  for ((i = 0; i < 15; i++)); do vlaunch_others || return 0; sleep 0.2; done
+  for ((i = 0; i < 5; i++)); do vlaunch_others || return 0; sleep 0.2; done
   echo "vlaunch: killing processes that outlived SIGTERM:$VLAUNCH_OTHERS"
   kill -KILL $VLAUNCH_OTHERS 2>/dev/null
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
@@ -85,7 +85,9 @@ vlaunch_guard() {
     read -rt 0.5 -u 9
     [ -n "$ending" ] || [ -e signalled ] && continue  # the server is being stopped
     if vlaunch_lost; then
-      read -rt 0.5 -u 9  # a stop that was asked for (down, the scheduler's signal) has a moment to say so
+      # A stop that was asked for (down, the scheduler's signal) has a moment to say so; a follower whose
+      # own script was not signalled was not asked.
+      w=${VLAUNCH_LOST#*:}; case $w in node-*@*) [ -e "${w%@*}/signalled" ] ;; esac && read -rt 0.5 -u 9
       [ -e signalled ] || { ending=1; vlaunch_end_server; }
       continue
     fi
