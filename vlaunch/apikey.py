@@ -27,9 +27,10 @@ def new_key() -> str:
     return secrets.token_hex(24)
 
 
-def file_text(key: str) -> str:
-    """The key file's content: one YAML line that vLLM's ``--config`` turns into ``--api-key KEY``."""
-    return f"{_YAML_KEY}: {json.dumps(key)}\n"
+def file_text(key: str, *also: str) -> str:
+    """The key file's content: one YAML line that vLLM's ``--config`` turns into ``--api-key KEY``; with
+    ``also`` (a replica's group key), a list: vLLM then accepts any of them (``--api-key KEY OTHER``)."""
+    return f"{_YAML_KEY}: {json.dumps([key, *also] if also else key)}\n"
 
 
 def server_args(path: str) -> list[str]:
@@ -38,8 +39,9 @@ def server_args(path: str) -> list[str]:
 
 
 def client_export_line(run_dir_var: str, name: str = "OPENAI_API_KEY") -> str:
-    """A shell line that exports the key from the run directory's key file as ``name``, if the file exists."""
+    """A shell line that exports the job's own key (the first) from the run directory's key file as ``name``,
+    if the file exists."""
     path = f'"${run_dir_var}"/{FILE}'
-    expression = "s/^" + _YAML_KEY + r': "\(.*\)"$/\1/p'
+    expression = "s/^" + _YAML_KEY + r': \[\{0,1\}"\([^"]*\)".*$/\1/p'
     read = f"sed -n {shell.quote(expression)} {path}"
     return f'if [ -f {path} ]; then {name}="$({read})" && export {name}; fi'

@@ -113,8 +113,13 @@ def cli():
 @click.option("--no-check-model", is_flag=True, help="Skip checking that the model is there where the job is"
               " submitted (for compute nodes that see other filesystems).")
 @click.option("--json", "json_", is_flag=True, help="Print the job record as JSON.")
+@click.option("--replicas", type=click.IntRange(1, 64), metavar="N",
+              help="N jobs of the profile behind one endpoint, vLLM's router (replicas.count); with"
+              " --backend a,b the replicas go to each backend in turn.")
+@click.option("--keep", type=click.IntRange(min=0), metavar="N",
+              help="Replicas: submit up to N replacements for replicas that fail or end (replicas.keep).")
 def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, via, wait, timeout,
-       keep_on_failure, no_check_flags, no_check_model, json_):
+       keep_on_failure, no_check_flags, no_check_model, json_, replicas, keep):
     """Start a vLLM server and wait until it is ready; print its endpoint.
 
     Extra vLLM flags may follow `--`, e.g. `vlaunch up -p turbo -- --max-num-seqs 256`.
@@ -122,11 +127,22 @@ def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, ext
     from . import api
 
     progress = None if json_ else _Progress()
-    backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
-    record = api.up(profile, backend, overrides, name=name, via=via,
-                    wait=wait, timeout=timeout, check_flags=not no_check_flags, check_model=not no_check_model,
-                    keep_on_failure=keep_on_failure, progress=progress,
-                    notice=lambda line: click.echo(f"vlaunch: {line}", err=True))
+    backends = [b.strip() for b in backend.split(",")]
+    backend, overrides = _target(backends[0], on, bind, host, model, port, sets, vllm_args, extra)
+    overrides.sets += [f"replicas.count={replicas}"] if replicas else []
+    overrides.sets += [f"replicas.keep={keep}"] if keep is not None else []
+    overrides.sets += [f"replicas.backends={json.dumps(backends)}"] if len(backends) > 1 else []
+    options = {"name": name, "via": via, "wait": wait, "timeout": timeout, "check_flags": not no_check_flags,
+               "check_model": not no_check_model, "keep_on_failure": keep_on_failure}
+    try:
+        record = api.up(profile, backend, overrides, progress=progress,
+                        notice=lambda line: click.echo(f"vlaunch: {line}", err=True), **options)
+    except api.ReplicasWanted:
+        from . import replicas as groups
+
+        group = groups.up_group(profile, backend, overrides, progress=None if json_ else _event, **options)
+        _print_group(group, json_)
+        return
     if json_:
         click.echo(json.dumps(_record_json(record), indent=2))
         return
@@ -144,23 +160,47 @@ def _print_ready(record):
     if record.transport.get("kind") != "local":
         click.echo(f"the server listens on {record.endpoint} as {record.transport.get('host')} sees it;"
                    f" reach it from here with: vlaunch tunnel {shlex.quote(record.name)}")
-    exports = _client_exports(record)
+    _print_client_lines(_client_exports(record), record.served_model_name)
+
+
+def _print_client_lines(exports: str, model: str | None) -> None:
     click.echo(exports)
-    payload = json.dumps({"model": record.served_model_name, "prompt": "Hello", "max_tokens": 32})
+    payload = json.dumps({"model": model, "prompt": "Hello", "max_tokens": 32})
     auth = ' -H "Authorization: Bearer $OPENAI_API_KEY"' if "OPENAI_API_KEY=" in exports else ""
     click.echo(f'try it: curl -s "$OPENAI_BASE_URL/completions"{auth} -H "Content-Type: application/json"'
                f" -d {shlex.quote(payload)}")
 
 
-def _client_exports(record) -> str:
-    """``export OPENAI_BASE_URL=... OPENAI_API_KEY=...`` for a job (the key read from its private file)."""
+def _client_exports(record, registry=None) -> str:
+    """``export OPENAI_BASE_URL=... OPENAI_API_KEY=...`` for a job or a group (the key read from its private
+    file; ``registry`` is where the record is kept: the jobs' by default)."""
     from .registry import Registry
 
-    key = Registry().root / f"{record.name}.key"
+    key = (registry or Registry()).root / f"{record.name}.key"
     line = f"export OPENAI_BASE_URL={shlex.quote(record.endpoint + '/v1')}"
     if key.exists():
         line += f' OPENAI_API_KEY="$(cat {shlex.quote(str(key))})"'
     return line
+
+
+def _event(line: str) -> None:
+    click.echo(f"  {line}", err=True)
+
+
+def _print_group(group, json_: bool) -> None:
+    from .group import Groups
+
+    if json_:
+        click.echo(json.dumps(group.model_dump(mode="json"), indent=2))
+        return
+    if not group.serving:
+        click.echo(f"group {group.name} submitted ({len(group.members)} replicas); follow it with:"
+                   f" vlaunch status {shlex.quote(group.name)}")
+        return
+    click.echo(f"group {group.name} is ready: {group.endpoint}/v1 (model {group.model!r}), {len(group.serving)} of"
+               f" {group.count} replicas serving through vLLM's router")
+    click.echo(f"log: {group.path('group.log')}")
+    _print_client_lines(_client_exports(group, Groups()), group.model)
 
 
 class _Progress:
@@ -266,29 +306,66 @@ def _table_lines(records) -> list[str]:
 @click.option("--watch", "-w", is_flag=True,
               help="Refresh in place until every job shown is ready or has ended (Ctrl-C stops watching).")
 def status(names, json_, no_refresh, watch):
-    """Show jobs (all, or the named ones), refreshed from their backends; exit status 1 when some could not be refreshed."""
-    from .paths import job_names
+    """Show jobs and replica groups (all, or the named ones), refreshed from their backends; exit status 1
+    when some could not be refreshed."""
+    from .paths import group_names, job_names
 
     if watch and (json_ or no_refresh):
         raise click.UsageError("--watch refreshes a table: it takes neither --json nor --no-refresh")
-    if not names and not job_names():  # nothing to load models or plugins for
+    if not names and not job_names() and not group_names():  # nothing to load models or plugins for
         click.echo("[]" if json_ else "no jobs")
         return
+    known_groups = set(group_names())
+    groups = [n for n in names if n in known_groups] if names else sorted(known_groups)
     if watch:
-        sys.exit(_watch(list(names) or None))
+        sys.exit(_watch(_expand_groups(names, known_groups) or None))
     from . import api
 
-    records, problems = api.status(list(names) or None, refresh=not no_refresh)
+    jobs = [n for n in names if n not in known_groups]
+    records, problems = api.status(jobs or None, refresh=not no_refresh) if jobs or not names else ([], [])
+    shown = [_group_status(name, not no_refresh and bool(names)) for name in groups]  # else: in the jobs table
+    problems += [problem for _, _, group_problems in shown for problem in group_problems]
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
     if json_:
-        click.echo(json.dumps([_record_json(r) for r in records], indent=2))
-    elif records:
-        click.echo("\n".join(_table_lines(records)))
+        click.echo(json.dumps([*({**g.model_dump(mode="json"), "replicas": [_record_json(r) for r in members]}
+                                 for g, members, _ in shown if names),
+                               *(_record_json(r) for r in records)], indent=2))
     else:
-        click.echo("no jobs")
+        lines = []
+        for group, members, _ in shown:
+            lines += _group_lines(group, members if names else [])
+        lines += ([""] if lines and records else []) + (_table_lines(records) if records else [])
+        click.echo("\n".join(lines) if lines else "no jobs")
     if problems:
         sys.exit(1)
+
+
+def _expand_groups(names, known_groups) -> list[str]:
+    """Job names, a group's name standing for its replicas."""
+    from .registry import Registry
+    from .replicas import members
+
+    registry = Registry()
+    return [m.name for n in names for m in (members(n, registry) if n in known_groups else [registry.get(n)])]
+
+
+def _group_status(name: str, refresh: bool):
+    from .replicas import group_status
+
+    return group_status(name, refresh=refresh)
+
+
+def _group_lines(group, members) -> list[str]:
+    """A group's line (its router's endpoint, replicas serving, replacements used), its latest events, and
+    with ``members`` its replicas' table."""
+    endpoint = f"{group.endpoint}/v1" if group.endpoint and not group.state.is_final else "-"
+    lines = [f"group {group.name}  {group.state.value}  {endpoint}  model {group.model}  serving"
+             f" {len(group.serving)}/{group.count}  replaced {group.replaced}/{group.keep}"
+             + (f"  ({group.reason})" if group.reason else "")]
+    if members:
+        lines += [f"  {event}" for event in group.events[-6:]] + [""] + _table_lines(members)
+    return lines
 
 
 def _watch(names) -> int:
@@ -328,25 +405,39 @@ def ls_(ctx, json_):
 @click.option("--all", "all_", is_flag=True, help="Every job that has not ended.")
 @click.option("--forget", is_flag=True, help="Also remove the job's record.")
 def down(names, all_, forget):
-    """Stop jobs and confirm they are gone."""
+    """Stop jobs and replica groups and confirm they are gone (a group: its router, then every replica)."""
     from . import api
+    from .paths import group_names
     from .registry import Registry
 
     if bool(names) == all_:
         raise click.UsageError("name the jobs to stop, or give --all (not both)")
+    known_groups = set(group_names())
     if all_:
+        from .group import Groups
+
+        groups, _ = Groups().all()
         records, _ = Registry().all()
-        names = [r.name for r in records if not r.state.is_final]
+        names = [g.name for g in groups if not g.state.is_final] + [r.name for r in records if not r.state.is_final]
         if not names:
             click.echo("no running or queued jobs")
-    failed = []
+    failed, stopped = [], set()
     for name in names:
+        if name in stopped:  # a replica its group's down already stopped
+            continue
         try:
+            if name in known_groups:
+                from .replicas import down_group, members
+
+                group = down_group(name)
+                stopped.update(m.name for m in members(name, Registry()))
+                click.echo(f"group {name}: {group.state.value} (router and {len(group.members)} replicas stopped)")
+                continue
             record = api.down(name, forget_job=forget)
         except VlaunchError as exc:
             if len(names) == 1:
                 raise
-            click.echo(f"error: job {name}: {exc}", err=True)
+            click.echo(f"error: {name}: {exc}", err=True)
             failed.append(name)
             continue
         click.echo(f"job {name}: {record.state.value}" + (f" ({record.reason})" if record.reason else ""))
@@ -374,11 +465,17 @@ def forget(name, force):
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
 @click.option("--lines", "-n", type=click.IntRange(min=0), help="Start with only the last N lines.")
 def logs(name, follow, lines):
-    """Print a job's server log."""
+    """Print a job's server log (a replica group's: its keeper's and router's log)."""
     from . import api
+    from .paths import group_names
 
     out = click.get_binary_stream("stdout")
-    chunks = api.logs(name, follow=follow)
+    if name in group_names():
+        from .replicas import group_log
+
+        chunks = group_log(name, follow=follow)
+    else:
+        chunks = api.logs(name, follow=follow)
     if lines is not None:
         first = next(chunks, b"")
         out.write(b"".join(first.splitlines(keepends=True)[-lines:]) if lines else b"")
@@ -390,9 +487,19 @@ def logs(name, follow, lines):
 @cli.command("env")
 @click.argument("name", shell_complete=completion.jobs)
 def env_(name):
-    """Print the shell exports that point OpenAI clients at a ready job: eval "$(vlaunch env NAME)"."""
+    """Print the shell exports that point OpenAI clients at a ready job or group: eval "$(vlaunch env NAME)"."""
+    from .paths import group_names
     from .registry import Registry
 
+    if name in group_names():
+        from .group import Groups
+
+        groups = Groups()
+        group = groups.get(name)
+        if not group.serving or group.state.is_final:
+            raise VlaunchError(f"group {name} has no replica serving (state {group.state.value})")
+        click.echo(_client_exports(group, groups))
+        return
     record = Registry().get(name)
     if not record.endpoint or record.state.is_final:
         raise VlaunchError(f"job {name} has no endpoint to point clients at (state {record.state.value})")

@@ -13,10 +13,10 @@ def profiles(ctx, param, incomplete: str) -> list[str]:
 
 
 def jobs(ctx, param, incomplete: str) -> list[str]:
-    """Names of jobs in the registry that start with ``incomplete``."""
-    from .registry import Registry
+    """Names of jobs and replica groups that start with ``incomplete`` (nothing is parsed)."""
+    from .paths import group_names, job_names
 
-    return [name for name in Registry().names() if name.startswith(incomplete)]
+    return [name for name in sorted({*job_names(), *group_names()}) if name.startswith(incomplete)]
 
 
 def backends(ctx, param, incomplete: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["config_dir", "state_dir", "cache_dir", "jobs_dir", "job_names", "packaged_profiles", "available_profiles",
+__all__ = ["config_dir", "state_dir", "cache_dir", "jobs_dir", "job_names", "group_names", "packaged_profiles", "available_profiles",
            "PROFILE_ALIASES"]
 
 #: Old profile names that still work: ``default`` was the seed's baseline before ``auto`` became the default.
@@ -45,6 +45,11 @@ def job_names(jobs: Path | None = None) -> list[str]:
     if not jobs.is_dir():
         return []
     return sorted(p.stem for p in jobs.glob("*.json") if not p.name.startswith("."))
+
+
+def group_names() -> list[str]:
+    """Names of the replica groups with a record (``<state dir>/groups``); cheap, nothing is parsed."""
+    return job_names(state_dir() / "groups")
 
 
 def packaged_profiles() -> Path:

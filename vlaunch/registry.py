@@ -12,7 +12,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import JobNotFound, RegistryError
-from .paths import job_names, jobs_dir
+from .paths import job_names, state_dir
 from .states import JobState
 
 __all__ = ["JobRecord", "Registry", "now_iso"]
@@ -54,6 +54,7 @@ class JobRecord(BaseModel):
     ready_at: str | None = None
     cancel_requested: bool = False
     cancel_cause: str | None = Field(None, description="Who cancelled the job and why, once vlaunch did.")
+    group: str | None = Field(None, description="The replica group the job serves in, if any.")
     created_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)
 
@@ -75,8 +76,11 @@ class JobRecord(BaseModel):
 class Registry:
     """Job records in ``<state dir>/jobs/<name>.json`` and API keys in ``<name>.key`` (mode 0600)."""
 
+    #: The folder under the state directory, the record's model and what users call one.
+    folder, record_type, noun = "jobs", JobRecord, "job"
+
     def __init__(self, root: Path | None = None):
-        self.root = root / "jobs" if root else jobs_dir()
+        self.root = (root or state_dir()) / self.folder
 
     def _ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -118,7 +122,7 @@ class Registry:
         """Store a new record; fail if the name is taken."""
         with self._locked():
             if self._file(record.name).exists():
-                raise RegistryError(f"a job named {record.name!r} already exists")
+                raise RegistryError(f"a {self.noun} named {record.name!r} already exists")
             self._write(self._file(record.name), record.model_dump_json(indent=2))
 
     def save(self, record: JobRecord) -> None:
@@ -127,32 +131,46 @@ class Registry:
         with self._locked():
             self._write(self._file(record.name), record.model_dump_json(indent=2))
 
+    def update(self, name: str, change: Callable[[JobRecord], object]) -> JobRecord:
+        """Read record ``name``, apply ``change`` to it and write it back, all under the lock, so that no
+        other process's change made in the meantime is lost; the changed record."""
+        with self._locked():
+            record = self.get(name)
+            change(record)
+            record.updated_at = now_iso()
+            self._write(self._file(name), record.model_dump_json(indent=2))
+        return record
+
     def get(self, name: str) -> JobRecord:
         """The record of job ``name``."""
         path = self._file(name)
         if not name or "/" in name or not path.is_file():
             known = ", ".join(self.names()) or "none"
-            raise JobNotFound(f"no job named {name!r} (known jobs: {known})")
+            raise JobNotFound(f"no {self.noun} named {name!r} (known {self.noun}s: {known})")
         return self._load(path)
+
+    def has(self, name: str) -> bool:
+        """Whether a record named ``name`` is stored (nothing is parsed)."""
+        return bool(name) and "/" not in name and self._file(name).is_file()
 
     def reload(self, record: JobRecord) -> JobRecord:
         """Refresh ``record`` in place from its stored version (kept as is when none is stored)."""
         path = self._file(record.name)
         if path.is_file():
             stored = self._load(path)
-            for key in JobRecord.model_fields:
+            for key in self.record_type.model_fields:
                 setattr(record, key, getattr(stored, key))
         return record
 
     def _load(self, path: Path) -> JobRecord:
         try:
-            return JobRecord.model_validate(json.loads(path.read_text()))
+            return self.record_type.model_validate(json.loads(path.read_text()))
         except (OSError, ValueError, ValidationError) as exc:
             reason = str(exc).splitlines()[0]
-            raise RegistryError(f"{path}: unreadable job record, left in place ({reason})") from None
+            raise RegistryError(f"{path}: unreadable {self.noun} record, left in place ({reason})") from None
 
     def names(self) -> list[str]:
-        """Names of all stored jobs."""
+        """Names of all stored records."""
         return job_names(self.root)
 
     def all(self) -> tuple[list[JobRecord], list[str]]:

@@ -17,8 +17,10 @@ from .registry import JobRecord, Registry
 from .states import JobStatus
 from .transport import Transport
 
-__all__ = ["JobSession", "connect_host", "refresh_many"]
+__all__ = ["JobSession", "connect_host", "refresh_many", "DOWN_CAUSE"]
 
+#: Why a job was cancelled when a user asked (``vlaunch down``): a replica stopped so is not replaced.
+DOWN_CAUSE = "cancelled by vlaunch down"
 _ANY_ADDRESS = {"0.0.0.0", "::", "", "*"}
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -91,7 +93,7 @@ class JobSession:
             self._forwarded = f"http://{host}:{port}"
         return self._forwarded
 
-    def cancel(self, cause: str = "cancelled by vlaunch down") -> None:
+    def cancel(self, cause: str = DOWN_CAUSE) -> None:
         """Stop the job and confirm it is gone, whatever its record says (a state inferred from missing
         evidence may be wrong): the rules of :mod:`vlaunch.lifecycle`. When the backend cannot confirm,
         the record is left as it was."""

@@ -1,8 +1,10 @@
 """A stand-in for vLLM's OpenAI server, for fast tests of plumbing and readiness edge cases.
 
 It accepts vLLM-style flags (only --model, --served-model-name, --host, --port and --config, the API
-key file, matter) and serves /health, /v1/models, /v1/completions and /metrics. Environment knobs:
-FAKE_HEALTH_DELAY (seconds before /health answers 200), FAKE_COMPLETION_STATUS (HTTP status of
+key file, matter) and serves /health, /v1/models, /v1/completions and /metrics (with the count of completions
+answered, as vLLM's ``request_success_total``). Environment knobs:
+FAKE_HEALTH_DELAY (seconds before /health answers 200), FAKE_UNHEALTHY_IN (a job's name: started in that job's
+run directory, /health never answers 200, as one replica of a group that never becomes ready), FAKE_COMPLETION_STATUS (HTTP status of
 completions), FAKE_EXIT_CODE (exit at once with this status), FAKE_ARGV_FILE (write argv as JSON),
 FAKE_ENGINE ("term": start a child process, as vLLM starts its EngineCore, that outlives this one unless
 signalled; "stubborn": one that ignores SIGTERM too; "tree": vLLM's shape, an engine (argv ends with
@@ -27,16 +29,18 @@ def _arg(name, default=None):
     return argv[argv.index(name) + 1] if name in argv else default
 
 
-def _key_from_config(path):
-    """The ``api-key`` of a vLLM ``--config`` file as vlaunch writes it (one JSON-quoted YAML value)."""
+def _keys_from_config(path):
+    """The ``api-key`` values of a vLLM ``--config`` file as vlaunch writes it (a JSON-quoted YAML value, or a
+    list of them: vLLM accepts any)."""
     if not path:
-        return None
+        return []
     with open(path) as handle:
         for line in handle:
             name, _, value = line.partition(":")
             if name.strip() == "api-key":
-                return json.loads(value)
-    return None
+                value = json.loads(value)
+                return value if isinstance(value, list) else [value]
+    return []
 
 
 def _watch(child, what):
@@ -74,8 +78,11 @@ def main():
     served = _arg("--served-model-name") or _arg("--model") or "fake"
     started = time.monotonic()
     delay = float(os.environ.get("FAKE_HEALTH_DELAY", "0"))
+    if os.path.basename(os.getcwd()) == os.environ.get("FAKE_UNHEALTHY_IN"):
+        delay = float("inf")
     completion_status = int(os.environ.get("FAKE_COMPLETION_STATUS", "200"))
-    key = _key_from_config(_arg("--config"))
+    keys = _keys_from_config(_arg("--config"))
+    answered = []  # one item per completion answered: vLLM's request_success_total
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status, body):
@@ -86,13 +93,15 @@ def main():
             self.wfile.write(data)
 
         def _authorised(self):
-            return not key or self.headers.get("Authorization") == f"Bearer {key}"
+            return not keys or self.headers.get("Authorization") in [f"Bearer {key}" for key in keys]
 
         def do_GET(self):
             if self.path == "/health":
                 self._send(200 if time.monotonic() - started >= delay else 503, {})
             elif self.path == "/metrics":
-                self._send(200, b'vllm:num_requests_running{engine="0",model_name="%s"} 0.0\n' % served.encode())
+                labels = b'{engine="0",model_name="%s"}' % served.encode()
+                self._send(200, b"vllm:num_requests_running%s 0.0\nvllm:request_success_total%s %d.0\n"
+                           % (labels, labels, len(answered)))
             elif self.path == "/v1/models":
                 if not self._authorised():
                     return self._send(401, {"error": "unauthorised"})
@@ -106,6 +115,7 @@ def main():
             if not self._authorised():
                 return self._send(401, {"error": "unauthorised"})
             if self.path == "/v1/completions" and completion_status == 200:
+                answered.append(1)
                 self._send(200, {"choices": [{"index": 0, "text": " hi"}], "usage": {"completion_tokens": 1}})
             else:
                 self._send(completion_status, {"error": "engine dead"})

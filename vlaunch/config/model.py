@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from .values import as_text, as_walltime, check_memory, refuse_control_characters
 
 __all__ = ["Section", "VllmSection", "ServerSection", "ResourcesSection", "EnvironmentSection",
-           "ReadinessSection", "PlanSection", "Profile"]
+           "ReadinessSection", "PlanSection", "ReplicasSection", "ROUTER_POLICIES", "Profile"]
 
 
 class Section(BaseModel):
@@ -161,6 +161,38 @@ class PlanSection(Section):
                             " context one sequence needs in the KV cache).")
 
 
+#: vllm-router's routing policies that need nothing but the replicas' URLs.
+ROUTER_POLICIES = ("round_robin", "power_of_two", "cache_aware", "random", "consistent_hash")
+
+
+class ReplicasSection(Section):
+    """Independent copies of the job behind one endpoint, vLLM's router (``vlaunch up --replicas N``)."""
+
+    count: int = Field(1, ge=1, le=64, description="Jobs of this profile behind one router; 1 is one job and no"
+                       " router, unless keep is set.")
+    keep: int = Field(0, ge=0, description="Replacements the group may submit over its life for replicas that"
+                      " fail or end (a walltime, a dead node), so a long batch outlives them.")
+    backends: list[str] = Field(default_factory=list, description="Backends the replicas go to, in turn (e.g."
+                                " [\"slurm\", \"local\"]); empty: the backend of the command line.")
+    policy: Literal[ROUTER_POLICIES] = Field("round_robin", description="How the router spreads requests"
+                                             " (vllm-router's --policy).")
+    router_host: str = Field("127.0.0.1", description="Address the router binds on the machine that runs"
+                             " vlaunch. Its admin routes (add or remove a replica) take no key: widen it knowingly.")
+    router_port: int | Literal["auto"] = Field("auto", description="The router's port, or \"auto\".")
+
+    @field_validator("router_port")
+    @classmethod
+    def _router_port_range(cls, value):
+        if value != "auto" and not 1 <= value <= 65535:
+            raise ValueError("router_port must be 1-65535 or \"auto\"")
+        return value
+
+    @property
+    def grouped(self) -> bool:
+        """Whether ``up`` starts a group (a router and its replicas) rather than one job."""
+        return self.count > 1 or self.keep > 0 or len(self.backends) > 1
+
+
 class Profile(Section):
     """A whole resolved profile."""
 
@@ -173,6 +205,7 @@ class Profile(Section):
     environment: EnvironmentSection = Field(default_factory=EnvironmentSection)
     readiness: ReadinessSection = Field(default_factory=ReadinessSection)
     plan: PlanSection = Field(default_factory=PlanSection)
+    replicas: ReplicasSection = Field(default_factory=ReplicasSection)
     backend: dict[str, dict] = Field(default_factory=dict, description="One table of options per backend.")
 
     @model_validator(mode="after")

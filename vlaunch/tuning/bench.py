@@ -33,7 +33,7 @@ from ..paths import state_dir
 from ..probes import probe
 from ..registry import now_iso
 from ..script import RUN_DIR_VAR, environment_block
-from .live import LiveJob, open_job
+from .live import LiveJob, open_target
 from .sampler import Sampler, summarize_samples
 from .workload import Workload
 
@@ -173,13 +173,18 @@ def _unique_stamp(job: str, workload: str) -> str:
 
 def run_bench(name: str, wl: Workload, where: str = "auto", tokenizer: str | None = None,
               python: str | None = None, timeout: float | None = None) -> dict:
-    """Benchmark job ``name`` with workload ``wl``; return the stored summary.
+    """Benchmark job ``name`` (or a replica group, through its router) with workload ``wl``; return the
+    stored summary.
 
     Raises :class:`BenchFailed` (carrying the stored summary when there is one) when the server does
     not answer, the benchmark does not finish, or requests failed.
     """
-    where = _choose(where)
-    with open_job(name) as job:
+    asked, where = where, _choose(where)
+    with open_target(name) as job:
+        if job.replicas:  # a group: through its router, which runs here
+            if asked == "target":
+                raise ConfigError(f"group {name} is benchmarked here, through its router: drop --where target")
+            where = "here"
         health = probe("health", job.url, None, None)
         if not health.ok:
             raise BenchFailed(f"job {name} does not answer at {job.url} ({health.detail}); see `vlaunch status {shlex.quote(name)}`")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import VlaunchError
 from ..probes import request
 
-__all__ = ["METRICS", "Scrape", "EngineFigures", "Window", "parse", "fetch", "window", "MetricsUnavailable"]
+__all__ = ["METRICS", "Scrape", "EngineFigures", "Window", "parse", "fetch", "merge", "window", "MetricsUnavailable"]
 
 #: What vlaunch reads, by short name: the V1 metric name first, then older names it also accepts.
 METRICS: dict[str, tuple[str, ...]] = {
@@ -89,6 +89,17 @@ def parse(text: str, taken: float | None = None) -> Scrape:
         labels = {k: _unescape(v) for k, v in _LABEL.findall(raw_labels or "")}
         samples.setdefault(name, []).append((labels, value))
     return Scrape(samples, time.monotonic() if taken is None else taken)
+
+
+def merge(scrapes: dict[str, Scrape]) -> Scrape:
+    """Scrapes of several servers as one, each engine named after its server (``r1/0``): a replica
+    group's engines side by side, and summed."""
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for server, scrape in scrapes.items():
+        for name, series in scrape.samples.items():
+            samples.setdefault(name, []).extend(({**labels, "engine": f"{server}/{labels.get('engine', '0')}"}, value)
+                                                for labels, value in series)
+    return Scrape(samples, max(scrape.taken for scrape in scrapes.values()))
 
 
 def fetch(base_url: str, api_key: str | None = None, timeout: float = 5.0) -> Scrape:

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 from ..errors import VlaunchError
-from .live import LiveJob, open_job
-from .metrics import EngineFigures, MetricsUnavailable, Window, fetch, window
+from .live import LiveJob, open_target
+from .metrics import EngineFigures, MetricsUnavailable, Window, window
 
 __all__ = ["watch", "render_window", "HEADER"]
 
@@ -56,18 +56,19 @@ def _payload(job: LiveJob, win: Window) -> dict:
 
 def watch(name: str, interval: float, once: bool, as_json: bool, echo: Callable[[str], None],
           tty: bool = False, count: int | None = None) -> Window | None:
-    """Show ``name``'s metrics every ``interval`` seconds (``once``: one window, then return it).
+    """Show ``name``'s metrics every ``interval`` seconds (``once``: one window, then return it); a replica
+    group's: a row per replica's engine (``r1/0``), and their sum.
 
     A server that stops answering is reported once per outage and watched until it answers again
     or its job ends; what was printed before stays.
     """
-    with open_job(name) as job:
-        previous = fetch(job.url, job.api_key)
+    with open_target(name) as job:
+        previous = job.scrape()
         shown, outage = 0, None
         while count is None or shown < count:
             time.sleep(interval)
             try:
-                current = fetch(job.url, job.api_key)
+                current = job.scrape()
             except MetricsUnavailable as exc:
                 if once:
                     raise
@@ -88,7 +89,7 @@ def watch(name: str, interval: float, once: bool, as_json: bool, echo: Callable[
                 echo(json.dumps(_payload(job, win), indent=2 if once else None))
             else:
                 prefix = _CLEAR if tty and not once else ""
-                echo(prefix + f"job {name}  {job.url}  {time.strftime('%H:%M:%S')}\n" + "\n".join(render_window(win)))
+                echo(prefix + f"{'group' if job.replicas else 'job'} {name}  {job.url}  {time.strftime('%H:%M:%S')}\n" + "\n".join(render_window(win)))
             if once:
                 return win
     return None

@@ -1,0 +1,247 @@
+"""Replica groups through the real CLI, with vLLM's real router (vllm-router) in front of the fast fake
+server on the local backend: every replica serves through one endpoint, the group's key guards it, a
+killed replica is taken out without a failed request and replaced, `down` leaves nothing, and bad input
+is one line. The real CPU vLLM across the Slurm rig's hosts: tests/slurm/test_replicas_real.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from helpers import assert_one_line_error, fake_command, job_processes, vlaunch
+
+FAKE = ["--profile", "cpu-tiny", "--model", "fake-model", "--set", fake_command(), "--no-check-flags"]
+
+
+def group(name: str) -> dict:
+    return json.loads(vlaunch("status", "--json", name).stdout)[0]
+
+
+def key(name: str) -> str:
+    with open(os.path.join(os.environ["VLAUNCH_STATE_DIR"], "groups", f"{name}.key")) as handle:
+        return handle.read().strip()
+
+
+def complete(url: str, api_key: str | None) -> int:
+    body = json.dumps({"model": "tiny", "prompt": "hi", "max_tokens": 1}).encode()
+    request = urllib.request.Request(f"{url}/v1/completions", data=body, headers={"Content-Type": "application/json"})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def answered(record: dict) -> int:
+    """Completions one replica has answered, from its own /metrics."""
+    with urllib.request.urlopen(f"http://{record['host']}:{record['port']}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return int(float(re.search(r"^vllm:request_success_total\{[^}]*\} (\S+)$", text, re.MULTILINE).group(1)))
+
+
+def processes_of(state: dict) -> list:
+    """What still runs of a group: its replicas' processes, its router and its keeper."""
+    left = [pid for r in state["replicas"] for pid in job_processes(os.path.realpath(r["run_dir"]))]
+    return left + [p["pid"] for p in (state["router"], state["keeper"]) if p and os.path.exists(f"/proc/{p['pid']}")
+                   and open(f"/proc/{p['pid']}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+
+
+def test_every_replica_serves_through_one_endpoint_guarded_by_the_group_key():
+    result = vlaunch("up", *FAKE, "--replicas", "3", "--name", "trio")
+    assert result.returncode == 0, result.stderr
+    assert "group trio is ready: http://127.0.0.1:" in result.stdout and "3 of 3 replicas serving" in result.stdout
+    state = group("trio")
+    url, replicas = state["router_host"], state["replicas"]
+    url = f"http://{url}:{state['router_port']}"
+    assert [r["name"] for r in replicas] == ["trio-r1", "trio-r2", "trio-r3"]
+    assert all(r["group"] == "trio" and r["state"] == "RUNNING" for r in replicas)
+    before = {r["name"]: answered(r) for r in replicas}
+    assert all(complete(url, key("trio")) == 200 for _ in range(30))
+    after = {r["name"]: answered(r) for r in replicas}
+    assert all(after[n] - before[n] >= 5 for n in after), (before, after)  # round robin: every replica, about evenly
+    assert complete(url, None) == 401 and complete(url, "not-the-key") == 401
+    with open(os.path.join(os.environ["VLAUNCH_STATE_DIR"], "jobs", "trio-r1.key")) as handle:
+        replica_key = handle.read().strip()
+    assert replica_key != key("trio")  # each replica keeps its own key; clients get the group's
+    assert f'OPENAI_BASE_URL={url}/v1' in vlaunch("env", "trio").stdout
+    watched = vlaunch("watch", "trio", "--once", "--json", "--interval", "0.5")
+    assert watched.returncode == 0, watched.stderr
+    assert set(json.loads(watched.stdout)["engines"]) == {"r1/0", "r2/0", "r3/0"}
+    down = vlaunch("down", "trio")
+    assert down.returncode == 0 and "group trio: ENDED" in down.stdout, down.stderr
+    ended = group("trio")
+    assert ended["state"] == "ENDED" and {r["state"] for r in ended["replicas"]} == {"CANCELLED"}
+    assert not processes_of(ended)
+
+
+def test_a_killed_replica_is_taken_out_without_a_failed_request_and_replaced():
+    result = vlaunch("up", *FAKE, "--replicas", "2", "--keep", "1", "--name", "duo")
+    assert result.returncode == 0, result.stderr
+    state = group("duo")
+    url, api_key = f"http://127.0.0.1:{state['router_port']}", key("duo")
+    failures, sent, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            status = complete(url, api_key)
+            sent.append(status)
+            if status != 200:
+                failures.append(status)
+
+    clients = [threading.Thread(target=client) for _ in range(2)]
+    for thread in clients:
+        thread.start()
+    try:
+        time.sleep(1)
+        with open(os.path.join(state["replicas"][0]["run_dir"], "rendezvous.json")) as handle:
+            victim = json.load(handle)["pid"]
+        os.kill(victim, signal.SIGKILL)
+        killed, served = len(sent), None
+        for _ in range(120):
+            served = group("duo")
+            if served["replaced"] == 1 and len(served["serving"]) == 2:
+                break
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(60)
+    assert not failures and len(sent) > killed + 20, (failures, len(sent), killed)
+    assert served["serving"] == ["duo-r2", "duo-r3"], served
+    assert any("duo-r1 ended (FAILED: server exited with status 137 (SIGKILL)); submitting a replacement (1 of 1)"
+               in event for event in served["events"]), served["events"]
+    table = vlaunch("status", "duo").stdout
+    assert "serving 2/2  replaced 1/1" in table and "duo-r3" in table
+    assert vlaunch("down", "duo").returncode == 0
+    assert not processes_of(group("duo"))
+
+
+def test_a_replica_a_user_stops_leaves_the_router_and_is_not_replaced():
+    assert vlaunch("up", *FAKE, "--replicas", "2", "--keep", "1", "--name", "spare").returncode == 0
+    assert vlaunch("down", "spare-r1").returncode == 0
+    for _ in range(100):
+        state = group("spare")
+        if state["serving"] == ["spare-r2"]:
+            break
+        time.sleep(0.2)
+    assert state["serving"] == ["spare-r2"] and state["replaced"] == 0, state
+    assert any("spare-r1 ended (CANCELLED: cancelled by vlaunch down): a user stopped it, so it is not replaced"
+               in event for event in state["events"]), state["events"]
+    assert vlaunch("down", "spare-r2").returncode == 0  # the last one: the group ends by itself
+    for _ in range(100):
+        state = group("spare")
+        if state["state"] == "ENDED" and not processes_of(state):
+            break
+        time.sleep(0.2)
+    assert state["state"] == "ENDED" and state["reason"] == "every replica was stopped", state
+    assert not processes_of(state)
+
+
+def test_a_replica_that_never_becomes_ready_is_reported_and_the_others_serve():
+    result = vlaunch("up", *FAKE, "--replicas", "2", "--name", "half", "--set", "readiness.http_timeout=3",
+                     "--set", "environment.variables.FAKE_UNHEALTHY_IN=half-r2")
+    assert result.returncode == 0, result.stderr
+    assert "half-r2 did not become ready: not ready: stage 'health'" in result.stderr
+    assert "1 of 2 replicas serving" in result.stdout
+    state = group("half")
+    assert state["serving"] == ["half-r1"] and state["state"] == "SERVING"
+    assert {r["name"]: r["state"] for r in state["replicas"]} == {"half-r1": "RUNNING", "half-r2": "CANCELLED"}
+    assert complete(f"http://127.0.0.1:{state['router_port']}", key("half")) == 200
+    assert vlaunch("down", "half").returncode == 0
+    assert not processes_of(group("half"))
+
+
+def test_a_dead_keeper_still_lets_down_stop_the_router_and_every_replica():
+    assert vlaunch("up", *FAKE, "--replicas", "2", "--name", "orphan").returncode == 0
+    state = group("orphan")
+    os.kill(state["keeper"]["pid"], signal.SIGKILL)
+    for _ in range(50):
+        shown = vlaunch("status", "orphan")
+        if "its keeper" in shown.stderr:
+            break
+        time.sleep(0.1)
+    assert shown.returncode == 1 and "its keeper" in shown.stderr and "is gone" in shown.stderr, shown.stderr
+    assert complete(f"http://127.0.0.1:{state['router_port']}", key("orphan")) == 200  # the router still serves
+    assert vlaunch("down", "orphan").returncode == 0
+    assert not processes_of(group("orphan"))
+
+
+def test_down_all_stops_groups_and_jobs():
+    assert vlaunch("up", *FAKE, "--replicas", "2", "--name", "pair").returncode == 0
+    assert vlaunch("up", *FAKE, "--name", "single").returncode == 0
+    result = vlaunch("down", "--all")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["group pair: ENDED (router and 2 replicas stopped)", "job single: CANCELLED (cancelled by vlaunch down)"]
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--replicas", "2", "--set", 'replicas.policy="fastest"'], ["replicas.policy", "round_robin"]),
+    (["--replicas", "2", "--backend", "local,nowhere"], ["nowhere"]),
+    (["--replicas", "2", "--name", "x" * 59], ["at most 58 characters"]),
+    (["--replicas", "0"], ["--replicas"]),
+])
+def test_bad_group_input_is_one_line_and_submits_nothing(args, fragments):
+    result = vlaunch("up", *FAKE, *args)
+    assert_one_line_error(result, *fragments)
+    assert vlaunch("status").stdout.strip() == "no jobs"
+
+
+def test_a_router_that_cannot_start_fails_up_in_one_line_and_leaves_nothing():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = vlaunch("up", *FAKE, "--replicas", "2", "--name", "noport", "--set", f"replicas.router_port={port}")
+    assert_one_line_error(result, f"vLLM's router did not start on 127.0.0.1:{port}", "group noport was stopped")
+    state = group("noport")
+    assert state["state"] == "ENDED" and {r["state"] for r in state["replicas"]} == {"CANCELLED"}, state
+    assert not processes_of(state)
+
+
+def test_a_missing_router_is_named_before_anything_is_submitted(monkeypatch, capsys):
+    from vlaunch import cli, router
+
+    monkeypatch.setattr(router, "PROGRAM", "vllm-router-not-installed")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["up", *FAKE, "--replicas", "2"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: replicas need vLLM's router, and vllm-router-not-installed is not installed here: pip"
+                   " install 'vlaunch[router]' (or pip install vllm-router)")
+    assert vlaunch("status").stdout.strip() == "no jobs"
+
+
+def test_replicas_that_would_serve_different_models_are_refused(monkeypatch):
+    """A site plugin may amend the profile per backend; a group whose backends would then serve different
+    models is refused before anything is submitted."""
+    from vlaunch import api, replicas
+    from vlaunch.errors import ConfigError
+    from vlaunch.hookspecs import hookimpl
+    from vlaunch.plugins import get_host
+
+    class OtherModelOnSsh:
+        @hookimpl
+        def vlaunch_amend_config(self, profile, backend):
+            if backend == "ssh":
+                profile.server.model = "another-model"
+
+    host, plugin = get_host(), OtherModelOnSsh()
+    host.register(plugin, name="other-model-on-ssh", distribution="tests")
+    try:
+        with pytest.raises(ConfigError, match="the replicas of one group must serve one model, but local serves"
+                                              " 'fake-model' as 'tiny', ssh serves 'another-model' as 'tiny'"):
+            replicas.up_group("cpu-tiny", "local", api.Overrides(model="fake-model", sets=[
+                fake_command(), 'replicas.backends=["local", "ssh"]', 'backend.ssh.host="nowhere"']))
+    finally:
+        host.unregister(plugin)
+    assert vlaunch("status").stdout.strip() == "no jobs"

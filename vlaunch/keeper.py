@@ -1,0 +1,231 @@
+"""The keeper of a replica group: one process on the machine that ran ``vlaunch up --replicas N``.
+
+It runs vLLM's router (its child, in its session), waits for each replica to really answer (the same
+readiness as ``up``) and only then gives it to the router, takes a replica away as soon as its job has
+ended, and submits a replacement while ``replicas.keep`` allows. It holds each replica's transport, so a
+forward to a replica over SSH lives as long as the group. It writes what happens to the group's record
+(``vlaunch status GROUP``) and to its log (``vlaunch logs GROUP``). SIGTERM (``vlaunch down``) stops it and
+its router; ``down`` then stops the replicas. Run as ``python -m vlaunch.keeper GROUP``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from . import api, router
+from .errors import VlaunchError
+from .group import GroupRecord, Groups, GroupState, Process
+from .lifecycle import Backoff
+from .plugins import get_host
+from .registry import JobRecord, Registry
+from .replicas import members, next_number, submit_replica
+from .session import DOWN_CAUSE, JobSession, refresh_many
+from .transport import Transport
+
+__all__ = ["Keeper", "main"]
+
+#: Seconds between the keeper's rounds (the replicas' states are asked of their backends each round):
+#: short while something changes, backing off to the longest while nothing does.
+ROUND = (1.0, 5.0)
+#: Seconds the router has to answer its /health after it starts.
+ROUTER_START = 30.0
+
+
+def _say(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} keeper: {text}", flush=True)
+
+
+class Keeper:
+    """Keeps group ``name`` serving: its router, and the replicas the router sends to."""
+
+    def __init__(self, name: str, groups: Groups | None = None, registry: Registry | None = None):
+        self.name = name
+        self.groups = groups or Groups()
+        self.registry = registry or Registry()
+        self.key = self.groups.key(name) or ""
+        self.host = get_host()
+        self.stopping = threading.Event()
+        self.router: subprocess.Popen | None = None
+        self.endpoint = ""
+        self.urls: dict[str, str] = {}  # replica -> the URL the router has for it
+        self.readying: dict[str, threading.Thread] = {}
+        self.sessions: list[JobSession] = []
+        self.transports: dict[tuple, Transport] = {}
+        self.handled: set[str] = set()  # ended replicas already taken away and replaced (or not)
+        self.lock = threading.Lock()
+
+    # -- the group's record -------------------------------------------------------------------------
+    def _note(self, text: str, change=None) -> GroupRecord:
+        _say(text)
+
+        def apply(group: GroupRecord) -> None:
+            if change:
+                change(group)
+            group.note(text)
+        return self.groups.update(self.name, apply)
+
+    # -- the router ---------------------------------------------------------------------------------
+    def _start_router(self) -> None:
+        group = self.groups.get(self.name)
+        port = group.router_port or router.free_port(group.router_host)
+        argv = router.argv(router.program(), group.router_host, port, group.policy, router.free_port("127.0.0.1"))
+        self.router = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stdout, stderr=subprocess.STDOUT)
+        self.endpoint = f"http://{group.router_host}:{port}"
+        ends = time.monotonic() + ROUTER_START
+        while not router.healthy(self.endpoint):
+            if self.router.poll() is not None or time.monotonic() > ends:
+                self.router.kill()
+                raise VlaunchError(f"vLLM's router did not start on {group.router_host}:{port} (status"
+                                   f" {self.router.wait()}; its lines are in this log)")
+            time.sleep(0.2)
+        with self.lock:
+            for url in self.urls.values():
+                router.add_worker(self.endpoint, url)
+        process = Process.of(self.router.pid)
+        self._note(f"router {' '.join(argv[1:7])} serving at {self.endpoint} (pid {self.router.pid})",
+                   lambda g: (setattr(g, "router", process), setattr(g, "router_port", port)))
+
+    def _stop_router(self) -> None:
+        if self.router and self.router.poll() is None:
+            self.router.terminate()
+            try:
+                self.router.wait(10)
+            except subprocess.TimeoutExpired:
+                self.router.kill()
+                self.router.wait()
+
+    # -- the replicas -------------------------------------------------------------------------------
+    def _transport(self, spec: dict) -> Transport:
+        key = tuple(sorted(spec.items()))
+        if key not in self.transports:
+            self.transports[key] = self.host.transport(spec)
+        return self.transports[key]
+
+    def _ready(self, name: str) -> None:
+        """Wait for replica ``name`` to really answer, then give it to the router (runs in a thread)."""
+        try:
+            record = self.registry.get(name)
+            session = JobSession(self.host, self.registry, record, self.host.transport(record.transport))
+            self.sessions.append(session)
+            url = api.wait_ready(session)
+            with self.lock:
+                if self.stopping.is_set():
+                    return
+                router.add_worker(self.endpoint, url)
+                self.urls[name] = url
+            self._note(f"{name} is ready at {url}; the router sends to it",
+                       lambda g: (g.serving.append(name), setattr(g, "state", GroupState.SERVING)))
+        except (VlaunchError, OSError) as exc:
+            self._note(f"{name} did not become ready: {str(exc).splitlines()[0]}")
+        finally:
+            self.readying.pop(name, None)
+
+    def _replace(self, group: GroupRecord, ended: JobRecord) -> None:
+        """Submit a replacement for ``ended`` (on its backend) while the group's ``keep`` allows."""
+        said = f"{ended.name} ended ({ended.state.value}{': ' + ended.reason if ended.reason else ''})"
+        if ended.cancel_cause == DOWN_CAUSE:
+            self._note(f"{said}: a user stopped it, so it is not replaced")
+            return
+        if group.replaced >= group.keep:
+            self._note(f"{said}; no replacement left (keep = {group.keep})")
+            return
+        number = next_number(self.name, self.registry)
+        self._note(f"{said}; submitting a replacement ({group.replaced + 1} of {group.keep})",
+                   lambda g: setattr(g, "replaced", g.replaced + 1))
+        try:
+            record = submit_replica(group, number, self.key, self.registry, backend=ended.backend)
+        except VlaunchError as exc:
+            self._note(f"replacement {number} not submitted: {exc}")
+            return
+        self._note(f"{record.name} submitted to {record.backend} (id {record.native_id})",
+                   lambda g: g.members.append(record.name))
+
+    def _round(self, group: GroupRecord) -> bool:
+        """One look at every replica; True when something changed."""
+        records = [r for r in members(self.name, self.registry) if r.name not in self.handled]
+        for problem in refresh_many(self.host, self.registry, records, self._transport):
+            _say(f"cannot see some replicas now (kept as they were): {problem}")
+        changed = False
+        for record in records:
+            if record.state.is_final:
+                changed = True
+                with self.lock:
+                    url = self.urls.pop(record.name, None)
+                    if url:
+                        router.remove_worker(self.endpoint, url)
+                if url:
+                    name = record.name
+                    self._note(f"{name} taken out of the router",
+                               lambda g, name=name: g.serving.remove(name) if name in g.serving else None)
+                self.handled.add(record.name)
+                self._replace(self.groups.get(self.name), record)
+            elif record.name not in self.urls and record.name not in self.readying:
+                changed = True
+                thread = threading.Thread(target=self._ready, args=(record.name,), daemon=True)
+                self.readying[record.name] = thread
+                thread.start()
+        if self.router and self.router.poll() is not None:
+            changed = True
+            _say(f"the router ended (status {self.router.returncode}); starting it again")
+            self._start_router()
+        return changed
+
+    def _settle(self, group: GroupRecord) -> bool:
+        """True once no replica runs or is being made ready (what could be replaced was, this round)."""
+        records = members(self.name, self.registry)
+        if any(not r.state.is_final for r in records) or self.readying:
+            if not self.urls and group.state is GroupState.SERVING:
+                self.groups.update(self.name, lambda g: setattr(g, "state", GroupState.STARTING))
+            return False
+        stopped = all(r.cancel_cause == DOWN_CAUSE for r in records)
+        state, why = (GroupState.ENDED, "every replica was stopped") if stopped else (GroupState.FAILED,
+                                                                                      "no replica is left")
+        self._note(f"{why}: the group has ended", lambda g: (setattr(g, "state", state), setattr(g, "reason", why)))
+        return True
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Keep the group until it is stopped or has ended; the exit status."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        gaps, status = Backoff(*ROUND), 0
+        try:
+            self._start_router()
+            while not self.stopping.is_set():
+                group = self.groups.get(self.name)
+                if group.stop_requested:
+                    break
+                if self._round(group):
+                    gaps.reset()
+                if self._settle(self.groups.get(self.name)):
+                    break
+                self.stopping.wait(gaps.next())
+        except Exception as exc:  # noqa: BLE001 - the group's record and log say why; down still stops everything
+            why = f"{type(exc).__name__}: {exc}"
+            self._note(f"the keeper stops: {why}", lambda g: setattr(g, "reason", why))
+            status = 1
+        finally:
+            self.stopping.set()
+            self._stop_router()
+            for session in self.sessions:
+                session.transport.close()
+            for transport in self.transports.values():
+                transport.close()
+            _say("stopped")
+        return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vlaunch.keeper GROUP``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m vlaunch.keeper GROUP", file=sys.stderr)
+        return 2
+    return Keeper(args[0]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
