@@ -2,7 +2,10 @@
 latency the router adds to one request.
 
 One group of real CPU vLLM replicas (``vlaunch up --replicas N``, local backend, the tiny model), kept up
-for the whole run. Each round, in turn: vLLM's serving benchmark (``vlaunch bench``) against the group's
+for the whole run. On a 2-core machine use one replica (the default: a group of one, with ``--keep 1``):
+the router in front of one server against that server directly. Several replicas on two cores share them
+with each other and with the benchmark clients, and that contention, not the router, decides the figures
+(seen: 0.56x to 1.46x from one round to the next). Each round, in turn: vLLM's serving benchmark (``vlaunch bench``) against the group's
 router at concurrency C, and against every replica directly and at the same time at C/N each (their
 output tokens/s summed); then ``--requests`` one-token completions one after another, alternating
 between the router and a replica (median milliseconds each). Rounds alternate the order, so both see
@@ -26,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from vlaunch.group import Groups
 
-#: Unbound threads: by default every CPU vLLM on a machine binds its threads to the same core.
-COMMON = ["-p", "cpu-tiny", "-b", "local",
-          "--set", "server.command=" + json.dumps(["python3", "-m", "vlaunch.testing.vllm_cli", "serve"]),
-          "--set", 'environment.variables.VLLM_CPU_OMP_THREADS_BIND="nobind"']
+COMMON = ["-p", "cpu-tiny", "-b", "local", "--keep", "1",
+          "--set", "server.command=" + json.dumps(["python3", "-m", "vlaunch.testing.vllm_cli", "serve"])]
+#: Several CPU vLLMs on one machine: unbound threads (by default each binds its threads to the same core).
+UNBOUND = ["--set", 'environment.variables.VLLM_CPU_OMP_THREADS_BIND="nobind"']
 
 
 def _vlaunch(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -60,7 +63,7 @@ def _latency_ms(url: str, key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the tiny model's directory")
-    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--num-prompts", type=int, default=64)
     parser.add_argument("--output-len", type=int, default=64)
@@ -68,7 +71,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     args = parser.parse_args()
     group = f"router-bench-{os.getpid()}"
-    up = _vlaunch("up", *COMMON, "-m", args.model, "--replicas", str(args.replicas), "--name", group, "--json")
+    up = _vlaunch("up", *COMMON, *(UNBOUND if args.replicas > 1 else []), "-m", args.model, "--replicas",
+                  str(args.replicas), "--name", group, "--json")
     if up.returncode != 0:
         raise SystemExit(f"up failed: {up.stderr.strip()}")
     state = json.loads(up.stdout)

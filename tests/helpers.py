@@ -63,3 +63,28 @@ def job_processes(run_dir: str) -> dict[int, tuple[int, str]]:
         if fields[0] != "Z":
             found[int(entry)] = (int(fields[1]), command)
     return found
+
+
+def completion_status(url: str, api_key: str | None, max_tokens: int = 1, timeout: float = 120) -> int:
+    """The HTTP status of one completion of the tiny model at ``url`` (a server or a group's router)."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"model": "tiny", "prompt": "Hello", "max_tokens": max_tokens, "ignore_eos": True}).encode()
+    request = urllib.request.Request(f"{url}/v1/completions", data=body, headers={"Content-Type": "application/json"})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def answered(record: dict) -> float:
+    """Requests a job's server has finished, from its own /metrics (every finished_reason summed)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{record['host']}:{record['port']}/metrics", timeout=30) as response:
+        lines = response.read().decode().splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("vllm:request_success_total{"))

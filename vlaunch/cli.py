@@ -431,7 +431,8 @@ def down(names, all_, forget):
 
                 group = down_group(name)
                 stopped.update(m.name for m in members(name, Registry()))
-                click.echo(f"group {name}: {group.state.value} (router and {len(group.members)} replicas stopped)")
+                count = len(group.members)
+                click.echo(f"group {name}: {group.state.value} (router and {count} replica{'s' * (count != 1)} stopped)")
                 continue
             record = api.down(name, forget_job=forget)
         except VlaunchError as exc:

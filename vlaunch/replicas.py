@@ -109,27 +109,32 @@ def up_group(profile: str, backend: str = "local", overrides: api.Overrides | No
                         run_dir=str(state_dir() / "runs" / name))
     groups.create(group)
     groups.store_key(name, key)
-    for number in range(1, settings.count + 1):
-        _submit_member(group, number, key, groups, registry)
-    group = groups.get(name)
-    if not group.members:
-        groups.update(name, lambda g: setattr(g, "state", GroupState.FAILED))
-        raise SubmitError(f"group {name}: no replica could be submitted ({group.events[-1].split(' ', 1)[1]})")
-    keeper = _start_keeper(group)
-    groups.update(name, lambda g: setattr(g, "keeper", keeper))
-    if not wait:
-        return groups.get(name)
-    try:
-        return _wait(name, timeout, groups, registry, progress or (lambda line: None))
+    try:  # from the first submission on, an interrupt stops what was started
+        return _start(group, key, wait, timeout, groups, registry, progress or (lambda line: None))
     except KeyboardInterrupt:
         if keep_on_failure:
-            raise Interrupted(f"interrupted: group {name} left starting; `vlaunch down {shlex.quote(name)}` stops it") from None
+            raise Interrupted(f"interrupted: group {name} left starting; `vlaunch down {shlex.quote(name)}`"
+                              " stops it") from None
         down_group(name, groups, registry)
         raise Interrupted(f"interrupted: group {name} stopped") from None
     except (NotReady, ServerDied) as exc:
         if not keep_on_failure:
             down_group(name, groups, registry)
         raise type(exc)(f"{exc}" + ("" if keep_on_failure else f"; group {name} was stopped")) from None
+
+
+def _start(group: GroupRecord, key: str, wait: bool, timeout: float | None, groups: Groups, registry: Registry,
+           progress: Callable[[str], None]) -> GroupRecord:
+    """Submit the replicas, start the keeper and (with ``wait``) follow it."""
+    for number in range(1, group.count + 1):
+        _submit_member(group, number, key, groups, registry)
+    group = groups.get(group.name)
+    if not group.members:
+        groups.update(group.name, lambda g: setattr(g, "state", GroupState.FAILED))
+        raise SubmitError(f"group {group.name}: no replica could be submitted ({group.events[-1].split(' ', 1)[1]})")
+    keeper = _start_keeper(group)
+    groups.update(group.name, lambda g: setattr(g, "keeper", keeper))
+    return _wait(group.name, timeout, groups, registry, progress) if wait else groups.get(group.name)
 
 
 def _free_name(name: str, groups: Groups, registry: Registry) -> str:
@@ -165,11 +170,11 @@ def _wait(name: str, timeout: float | None, groups: Groups, registry: Registry, 
         starting = [m for m in group.members if m not in group.serving and not registry.get(m).state.is_final]
         if len(group.serving) >= group.count or (group.serving and not starting):
             return group
+        why = f" ({group.reason})" if group.reason else ""
         if group.state.is_final or not (starting or group.replaced < group.keep):
-            raise ServerDied(f"no replica of group {name} became ready" + (f" ({group.reason})" if group.reason else ""))
+            raise ServerDied(f"no replica of group {name} became ready{why}")
         if not (group.keeper and group.keeper.alive()):
-            why = f": {group.reason}" if group.reason else ""
-            raise ServerDied(f"the keeper of group {name} ended{why} (see `vlaunch logs {shlex.quote(name)}`)")
+            raise ServerDied(f"the keeper of group {name} ended{why}; see `vlaunch logs {shlex.quote(name)}`")
         if deadline and time.monotonic() > deadline:
             if group.serving:
                 return group

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from helpers import assert_one_line_error, fake_command, job_processes, vlaunch
+from helpers import answered, assert_one_line_error, completion_status, fake_command, job_processes, vlaunch
+
+from vlaunch.group import Process
 
 FAKE = ["--profile", "cpu-tiny", "--model", "fake-model", "--set", fake_command(), "--no-check-flags"]
 
@@ -30,30 +29,10 @@ def key(name: str) -> str:
         return handle.read().strip()
 
 
-def complete(url: str, api_key: str | None) -> int:
-    body = json.dumps({"model": "tiny", "prompt": "hi", "max_tokens": 1}).encode()
-    request = urllib.request.Request(f"{url}/v1/completions", data=body, headers={"Content-Type": "application/json"})
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def answered(record: dict) -> int:
-    """Completions one replica has answered, from its own /metrics."""
-    with urllib.request.urlopen(f"http://{record['host']}:{record['port']}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return int(float(re.search(r"^vllm:request_success_total\{[^}]*\} (\S+)$", text, re.MULTILINE).group(1)))
-
-
 def processes_of(state: dict) -> list:
     """What still runs of a group: its replicas' processes, its router and its keeper."""
     left = [pid for r in state["replicas"] for pid in job_processes(os.path.realpath(r["run_dir"]))]
-    return left + [p["pid"] for p in (state["router"], state["keeper"]) if p and os.path.exists(f"/proc/{p['pid']}")
-                   and open(f"/proc/{p['pid']}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"]
+    return left + [p["pid"] for p in (state["router"], state["keeper"]) if p and Process.model_validate(p).alive()]
 
 
 def test_every_replica_serves_through_one_endpoint_guarded_by_the_group_key():
@@ -66,10 +45,10 @@ def test_every_replica_serves_through_one_endpoint_guarded_by_the_group_key():
     assert [r["name"] for r in replicas] == ["trio-r1", "trio-r2", "trio-r3"]
     assert all(r["group"] == "trio" and r["state"] == "RUNNING" for r in replicas)
     before = {r["name"]: answered(r) for r in replicas}
-    assert all(complete(url, key("trio")) == 200 for _ in range(30))
+    assert all(completion_status(url, key("trio")) == 200 for _ in range(30))
     after = {r["name"]: answered(r) for r in replicas}
     assert all(after[n] - before[n] >= 5 for n in after), (before, after)  # round robin: every replica, about evenly
-    assert complete(url, None) == 401 and complete(url, "not-the-key") == 401
+    assert completion_status(url, None) == 401 and completion_status(url, "not-the-key") == 401
     with open(os.path.join(os.environ["VLAUNCH_STATE_DIR"], "jobs", "trio-r1.key")) as handle:
         replica_key = handle.read().strip()
     assert replica_key != key("trio")  # each replica keeps its own key; clients get the group's
@@ -93,7 +72,7 @@ def test_a_killed_replica_is_taken_out_without_a_failed_request_and_replaced():
 
     def client():
         while not stop.is_set():
-            status = complete(url, api_key)
+            status = completion_status(url, api_key)
             sent.append(status)
             if status != 200:
                 failures.append(status)
@@ -156,7 +135,7 @@ def test_a_replica_that_never_becomes_ready_is_reported_and_the_others_serve():
     state = group("half")
     assert state["serving"] == ["half-r1"] and state["state"] == "SERVING"
     assert {r["name"]: r["state"] for r in state["replicas"]} == {"half-r1": "RUNNING", "half-r2": "CANCELLED"}
-    assert complete(f"http://127.0.0.1:{state['router_port']}", key("half")) == 200
+    assert completion_status(f"http://127.0.0.1:{state['router_port']}", key("half")) == 200
     assert vlaunch("down", "half").returncode == 0
     assert not processes_of(group("half"))
 
@@ -171,7 +150,8 @@ def test_a_dead_keeper_still_lets_down_stop_the_router_and_every_replica():
             break
         time.sleep(0.1)
     assert shown.returncode == 1 and "its keeper" in shown.stderr and "is gone" in shown.stderr, shown.stderr
-    assert complete(f"http://127.0.0.1:{state['router_port']}", key("orphan")) == 200  # the router still serves
+    router = f"http://127.0.0.1:{state['router_port']}"
+    assert completion_status(router, key("orphan")) == 200  # the router still serves
     assert vlaunch("down", "orphan").returncode == 0
     assert not processes_of(group("orphan"))
 
@@ -181,7 +161,8 @@ def test_down_all_stops_groups_and_jobs():
     assert vlaunch("up", *FAKE, "--name", "single").returncode == 0
     result = vlaunch("down", "--all")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["group pair: ENDED (router and 2 replicas stopped)", "job single: CANCELLED (cancelled by vlaunch down)"]
+    assert result.stdout.splitlines() == ["group pair: ENDED (router and 2 replicas stopped)",
+                                          "job single: CANCELLED (cancelled by vlaunch down)"]
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -10,11 +10,9 @@ import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from helpers import job_processes, vlaunch
+from helpers import answered, completion_status, job_processes, vlaunch
 from rig_hosts import host_of, require_hosts
 from slurm_support import squeue, state_env
 
@@ -41,24 +39,6 @@ def env(tmp_path_factory):
 
 def status(env) -> dict:
     return json.loads(vlaunch("status", "--json", "real", env=env).stdout)[0]
-
-
-def complete(url: str, key: str) -> int:
-    body = json.dumps({"model": "tiny", "prompt": "Hello", "max_tokens": 4, "ignore_eos": True}).encode()
-    request = urllib.request.Request(f"{url}/v1/completions", data=body, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def answered(replica: dict) -> float:
-    """Requests one replica finished, from its own /metrics (every finished_reason summed)."""
-    with urllib.request.urlopen(f"http://{replica['host']}:{replica['port']}/metrics", timeout=30) as response:
-        lines = response.read().decode().splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("vllm:request_success_total{"))
 
 
 def server_pid(replica: dict) -> int:
@@ -91,10 +71,10 @@ def test_replicas_run_on_two_hosts_and_here(group):
 def test_completions_through_the_router_reach_every_replica(group):
     url = f"http://{group['router_host']}:{group['router_port']}"
     before = {r["name"]: answered(r) for r in group["replicas"]}
-    assert [complete(url, group["key"]) for _ in range(12)] == [200] * 12
+    assert [completion_status(url, group["key"], 4) for _ in range(12)] == [200] * 12
     after = {r["name"]: answered(r) for r in group["replicas"]}
     assert all(after[n] - before[n] >= 3 for n in after), (before, after)
-    assert complete(url, "not-the-key") == 401
+    assert completion_status(url, "not-the-key") == 401
 
 
 def test_bench_and_watch_take_the_group(group, env):
@@ -117,7 +97,7 @@ def test_a_killed_replica_fails_no_request_and_is_replaced(group, env):
 
     def client():
         while not stop.is_set():
-            answer = complete(url, group["key"])
+            answer = completion_status(url, group["key"], 4)
             sent.append(answer)
             if answer != 200:
                 failures.append(answer)
@@ -152,7 +132,7 @@ def test_a_killed_replica_fails_no_request_and_is_replaced(group, env):
     assert replicas["real-r4"]["backend"] == "slurm" and state["replaced"] == 1
     assert replicas["real-r1"]["state"] == "FAILED" and "137" in replicas["real-r1"]["reason"], replicas["real-r1"]
     assert not job_processes(os.path.realpath(replicas["real-r1"]["run_dir"]))
-    assert complete(url, group["key"]) == 200
+    assert completion_status(url, group["key"], 4) == 200
 
 
 def test_down_leaves_nothing_anywhere(group, env):
