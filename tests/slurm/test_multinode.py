@@ -105,17 +105,24 @@ def test_head_and_engines_on_different_hosts(real, env):
 
 @pytest.mark.vllm
 def test_both_engines_generate_and_watch_shows_them(real, env):
-    key = open(os.path.join(env["VLAUNCH_STATE_DIR"], "jobs", "real.key")).read().strip()
-    stop = threading.Event()
+    """Watch's window starts once every client has had an answer: the load then flows through both engines
+    (watched from the clients' start, a busy CI machine once gave an engine no token in the window)."""
+    with open(os.path.join(env["VLAUNCH_STATE_DIR"], "jobs", "real.key")) as handle:
+        key = handle.read().strip()
+    stop, answered = threading.Event(), []
 
-    def load():
+    def load(index):
         while not stop.is_set():
             completion(real, key, 16)
+            answered.append(index)
 
-    clients = [threading.Thread(target=load, daemon=True) for _ in range(6)]
+    clients = [threading.Thread(target=load, args=(index,), daemon=True) for index in range(6)]
     for client in clients:
         client.start()
     try:
+        flowing = time.monotonic()
+        while len(set(answered)) < len(clients) and time.monotonic() - flowing < 300:
+            time.sleep(0.2)
         watched = vlaunch("watch", "real", "--once", "--json", "--interval", "3", env=env, timeout=120)
     finally:
         stop.set()
