@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -88,3 +89,29 @@ def answered(record: dict) -> float:
     with urllib.request.urlopen(f"http://{record['host']}:{record['port']}/metrics", timeout=30) as response:
         lines = response.read().decode().splitlines()
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("vllm:request_success_total{"))
+
+
+@contextlib.contextmanager
+def steady_clients(url: str, api_key: str, count: int, max_tokens: int = 1, join: float = 180):
+    """``count`` threads sending completions to ``url`` one after another until the block ends; yields
+    (statuses of all requests, statuses that were not 200), both growing while the block runs."""
+    import threading
+
+    sent, failures, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            status = completion_status(url, api_key, max_tokens)
+            sent.append(status)
+            if status != 200:
+                failures.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield sent, failures
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(join)

@@ -52,7 +52,7 @@ class Keeper:
         self.router: subprocess.Popen | None = None
         self.endpoint = ""
         self.urls: dict[str, str] = {}  # replica -> the URL the router has for it
-        self.readying: dict[str, threading.Thread] = {}
+        self.readying: set[str] = set()  # replicas whose readiness a thread is waiting for
         self.sessions: list[JobSession] = []
         self.transports: dict[tuple, Transport] = {}
         self.handled: set[str] = set()  # ended replicas already taken away and replaced (or not)
@@ -122,7 +122,7 @@ class Keeper:
         except (VlaunchError, OSError) as exc:
             self._note(f"{name} did not become ready: {str(exc).splitlines()[0]}")
         finally:
-            self.readying.pop(name, None)
+            self.readying.discard(name)
 
     def _replace(self, group: GroupRecord, ended: JobRecord) -> None:
         """Submit a replacement for ``ended`` (on its backend) while the group's ``keep`` allows."""
@@ -165,9 +165,8 @@ class Keeper:
                 self._replace(self.groups.get(self.name), record)
             elif record.name not in self.urls and record.name not in self.readying:
                 changed = True
-                thread = threading.Thread(target=self._ready, args=(record.name,), daemon=True)
-                self.readying[record.name] = thread
-                thread.start()
+                self.readying.add(record.name)
+                threading.Thread(target=self._ready, args=(record.name,), daemon=True).start()
         if self.router and self.router.poll() is not None:
             changed = True
             _say(f"the router ended (status {self.router.returncode}); starting it again")

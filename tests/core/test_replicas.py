@@ -9,11 +9,11 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 
 import pytest
-from helpers import answered, assert_one_line_error, completion_status, fake_command, job_processes, vlaunch
+from helpers import (answered, assert_one_line_error, completion_status, fake_command, job_processes,
+                     steady_clients, vlaunch)
 
 from vlaunch.group import Process
 
@@ -68,19 +68,7 @@ def test_a_killed_replica_is_taken_out_without_a_failed_request_and_replaced():
     assert result.returncode == 0, result.stderr
     state = group("duo")
     url, api_key = f"http://127.0.0.1:{state['router_port']}", key("duo")
-    failures, sent, stop = [], [], threading.Event()
-
-    def client():
-        while not stop.is_set():
-            status = completion_status(url, api_key)
-            sent.append(status)
-            if status != 200:
-                failures.append(status)
-
-    clients = [threading.Thread(target=client) for _ in range(2)]
-    for thread in clients:
-        thread.start()
-    try:
+    with steady_clients(url, api_key, 2, join=60) as (sent, failures):
         time.sleep(1)
         with open(os.path.join(state["replicas"][0]["run_dir"], "rendezvous.json")) as handle:
             victim = json.load(handle)["pid"]
@@ -91,10 +79,6 @@ def test_a_killed_replica_is_taken_out_without_a_failed_request_and_replaced():
             if served["replaced"] == 1 and len(served["serving"]) == 2:
                 break
             time.sleep(0.5)
-    finally:
-        stop.set()
-        for thread in clients:
-            thread.join(60)
     assert not failures and len(sent) > killed + 20, (failures, len(sent), killed)
     assert served["serving"] == ["duo-r2", "duo-r3"], served
     assert any("duo-r1 ended (FAILED: server exited with status 137 (SIGKILL)); submitting a replacement (1 of 1)"

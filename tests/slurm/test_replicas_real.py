@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 
 import pytest
-from helpers import answered, completion_status, job_processes, vlaunch
+from helpers import answered, completion_status, job_processes, steady_clients, vlaunch
 from rig_hosts import host_of, require_hosts
 from slurm_support import squeue, state_env
 
@@ -93,19 +92,7 @@ def test_a_killed_replica_fails_no_request_and_is_replaced(group, env):
     keeper took it out of the router; then its replacement (same backend) starts without that load."""
     url = f"http://{group['router_host']}:{group['router_port']}"
     victim = next(r for r in group["replicas"] if r["name"] == "real-r1")
-    failures, sent, stop = [], [], threading.Event()
-
-    def client():
-        while not stop.is_set():
-            answer = completion_status(url, group["key"], 4)
-            sent.append(answer)
-            if answer != 200:
-                failures.append(answer)
-
-    clients = [threading.Thread(target=client) for _ in range(3)]
-    for thread in clients:
-        thread.start()
-    try:
+    with steady_clients(url, group["key"], 3, max_tokens=4) as (sent, failures):
         time.sleep(2)
         os.kill(server_pid(victim), signal.SIGKILL)
         killed = time.monotonic()
@@ -113,10 +100,6 @@ def test_a_killed_replica_fails_no_request_and_is_replaced(group, env):
             time.sleep(0.5)
         out_after, at_out = time.monotonic() - killed, len(sent)
         time.sleep(5)
-    finally:
-        stop.set()
-        for thread in clients:
-            thread.join(180)
     print(f"kill -9 of real-r1's server: out of the router after {out_after:.1f} s; {len(sent)} requests,"
           f" {len(failures)} failed, {len(sent) - at_out} after it was out")
     assert not failures, failures

@@ -99,8 +99,7 @@ def open_group(name: str) -> Iterator[LiveJob]:
     try:
         for member in group.serving:
             session = api.session_for(member)
-            replicas[member] = LiveJob(session, "", session.registry.key(member))
-            replicas[member].url = session.local_url()
+            replicas[member] = LiveJob(session, session.local_url(), session.registry.key(member))
         first = replicas[group.serving[0]].record
         record = JobRecord(name=name, backend=first.backend, profile=group.profile, run_dir=group.run_dir,
                            config=first.config, command=first.command, served_model_name=group.model,
