@@ -171,7 +171,22 @@ class Keeper:
             changed = True
             _say(f"the router ended (status {self.router.returncode}); starting it again")
             self._start_router()
-        return changed
+        return self._evict_strangers() or changed
+
+    def _evict_strangers(self) -> bool:
+        """Take out of the router every worker the keeper did not give it; True if there was one. Its admin
+        routes take no key, so anyone who can reach it could add one (and be sent clients' requests)."""
+        try:
+            listed = router.workers(self.endpoint)
+        except (OSError, ValueError):
+            return False
+        with self.lock:
+            strangers = [url for url in listed if url not in self.urls.values()]
+            for url in strangers:
+                router.remove_worker(self.endpoint, url)
+        for url in strangers:
+            self._note(f"{url} was in the router, not given by vlaunch: taken out")
+        return bool(strangers)
 
     def _settle(self, group: GroupRecord) -> bool:
         """True once no replica runs or is being made ready (what could be replaced was, this round)."""

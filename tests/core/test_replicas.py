@@ -15,6 +15,7 @@ import pytest
 from helpers import (answered, assert_one_line_error, completion_status, fake_command, job_processes,
                      steady_clients, vlaunch)
 
+from vlaunch import router
 from vlaunch.group import Process
 
 FAKE = ["--profile", "cpu-tiny", "--model", "fake-model", "--set", fake_command(), "--no-check-flags"]
@@ -56,6 +57,15 @@ def test_every_replica_serves_through_one_endpoint_guarded_by_the_group_key():
     watched = vlaunch("watch", "trio", "--once", "--json", "--interval", "0.5")
     assert watched.returncode == 0, watched.stderr
     assert set(json.loads(watched.stdout)["engines"]) == {"r1/0", "r2/0", "r3/0"}
+    stranger = json.loads(vlaunch("status", "--json", "trio-r1").stdout)[0]["endpoint"].replace("127.0.0.1", "localhost")
+    router.add_worker(url, stranger)  # what anyone on this machine could do: the admin routes take no key
+    assert stranger in router.workers(url)
+    for _ in range(100):  # the keeper's rounds are at most 5 s apart
+        if stranger not in router.workers(url):
+            break
+        time.sleep(0.1)
+    assert sorted(router.workers(url)) == sorted(r["endpoint"] for r in replicas)
+    assert any(f"{stranger} was in the router, not given by vlaunch: taken out" in e for e in group("trio")["events"])
     down = vlaunch("down", "trio")
     assert down.returncode == 0 and "group trio: ENDED" in down.stdout, down.stderr
     ended = group("trio")
