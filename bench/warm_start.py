@@ -1,7 +1,8 @@
 """Cold versus warm start: time to ready of the same profile started twice on one compile cache.
 
 Each start is a real ``vlaunch up`` (then ``vlaunch down``) into a compile cache folder that starts
-empty, so the first start compiles and the second can load what the first saved. For each start it
+empty, so the first start compiles and the second can load what the first saved (compiling is asked for:
+``vllm.enforce_eager=false``, which ``cpu-tiny`` turns off). For each start it
 prints the time ``vlaunch up`` took to report ready and what vLLM's log says about its compile cache
 (compiled and saved, or loaded). Results go to docs/benchmarks.md by hand, with the machine and date.
 
@@ -33,7 +34,7 @@ def _vlaunch(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 def start_once(name: str, args: argparse.Namespace, cache: Path) -> dict:
     """One ``vlaunch up``/``down`` cycle; returns seconds to ready and the log's compile-cache lines."""
     up_args = ["up", "-p", args.profile, "-m", args.model, "--name", name, "--json",
-               "--set", f"server.compile_cache={cache}"]
+               "--set", f"server.compile_cache={cache}", "--set", "vllm.enforce_eager=false"]
     if args.vllm_args:
         up_args += ["--vllm-args", args.vllm_args]
     started = time.monotonic()
