@@ -178,12 +178,12 @@ class Keeper:
         routes take no key, so anyone who can reach it could add one (and be sent clients' requests)."""
         try:
             listed = router.workers(self.endpoint)
-        except (OSError, ValueError):
+            with self.lock:
+                strangers = [url for url in listed if url not in self.urls.values()]
+                for url in strangers:
+                    router.remove_worker(self.endpoint, url)
+        except (OSError, ValueError):  # the router is not answering: the next round starts it again
             return False
-        with self.lock:
-            strangers = [url for url in listed if url not in self.urls.values()]
-            for url in strangers:
-                router.remove_worker(self.endpoint, url)
         for url in strangers:
             self._note(f"{url} was in the router, not given by vlaunch: taken out")
         return bool(strangers)
