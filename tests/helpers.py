@@ -66,13 +66,16 @@ def job_processes(run_dir: str) -> dict[int, tuple[int, str]]:
     return found
 
 
-def completion_status(url: str, api_key: str | None, max_tokens: int = 1, timeout: float = 120) -> int:
-    """The HTTP status of one completion of the tiny model at ``url`` (a server or a group's router)."""
+def completion_status(url: str, api_key: str | None, max_tokens: int = 1, timeout: float = 120,
+                      headers: dict[str, str] | None = None) -> int:
+    """The HTTP status of one completion of the tiny model at ``url`` (a server or a group's router), sent
+    with ``headers`` besides the key."""
     import urllib.error
     import urllib.request
 
     body = json.dumps({"model": "tiny", "prompt": "Hello", "max_tokens": max_tokens, "ignore_eos": True}).encode()
-    request = urllib.request.Request(f"{url}/v1/completions", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(f"{url}/v1/completions", data=body,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:
@@ -92,21 +95,22 @@ def answered(record: dict) -> float:
 
 
 @contextlib.contextmanager
-def steady_clients(url: str, api_key: str, count: int, max_tokens: int = 1, join: float = 180):
+def steady_clients(url: str, api_key: str, count: int, max_tokens: int = 1, join: float = 180,
+                   headers: dict[str, str] | None = None):
     """``count`` threads sending completions to ``url`` one after another until the block ends; yields
-    (statuses of all requests, statuses that were not 200), both growing while the block runs."""
+    (every answer as (client number, status), the statuses that were not 200), both growing meanwhile."""
     import threading
 
     sent, failures, stop = [], [], threading.Event()
 
-    def client():
+    def client(number):
         while not stop.is_set():
-            status = completion_status(url, api_key, max_tokens)
-            sent.append(status)
+            status = completion_status(url, api_key, max_tokens, headers=headers)
+            sent.append((number, status))
             if status != 200:
                 failures.append(status)
 
-    threads = [threading.Thread(target=client) for _ in range(count)]
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(count)]
     for thread in threads:
         thread.start()
     try:

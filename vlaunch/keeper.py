@@ -2,7 +2,8 @@
 
 It runs vLLM's router (its child, in its session), waits for each replica to really answer (the same
 readiness as ``up``) and only then gives it to the router, takes a replica away as soon as its job has
-ended, and submits a replacement while ``replicas.keep`` allows. It holds each replica's transport, so a
+ended, and submits a replacement while ``replicas.keep`` allows; it takes out of the router any worker it
+did not give it (the router's admin routes take no key). It holds each replica's transport, so a
 forward to a replica over SSH lives as long as the group. It writes what happens to the group's record
 (``vlaunch status GROUP``) and to its log (``vlaunch logs GROUP``). SIGTERM (``vlaunch down``) stops it and
 its router; ``down`` then stops the replicas. Run as ``python -m vlaunch.keeper GROUP``.

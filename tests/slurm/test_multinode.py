@@ -10,14 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
 import pytest
 
 from chaos import FAKE_TREE, kill_pid_and_check
-from helpers import FAKE_VLLM, assert_one_line_error, job_processes, vlaunch
+from helpers import FAKE_VLLM, assert_one_line_error, job_processes, steady_clients, vlaunch
 from rig_hosts import UNROUTED, host_of, processes_on, require_hosts
 from slurm_support import record, squeue, state_env
 
@@ -72,16 +70,6 @@ def follower_server(run_dir: str) -> int:
     return found[0]
 
 
-def completion(job: dict, key: str, tokens: int, rank: int) -> dict:
-    """One completion served by data-parallel rank ``rank`` (vLLM's ``X-data-parallel-rank`` header)."""
-    request = urllib.request.Request(f"{job['endpoint']}/v1/completions", method="POST",
-                                     data=json.dumps({"model": "tiny", "prompt": "Hello", "max_tokens": tokens,
-                                                      "ignore_eos": True}).encode(),
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}",
-                                              "X-data-parallel-rank": str(rank)})
-    return json.load(urllib.request.urlopen(request, timeout=120))
-
-
 @pytest.fixture(scope="module")
 def real(env, tiny_model):
     """A real 2-node CPU vLLM job (its follower is killed by the last test that uses it)."""
@@ -106,27 +94,15 @@ def test_head_and_engines_on_different_hosts(real, env):
 
 
 def watch_while_loading(job: dict, env: dict, key: str, rank: int) -> list[dict]:
-    """Two 3-s watch windows while three clients load engine ``rank`` only; the windows start once every
-    client has had an answer, and the clients have finished when this returns."""
-    stop, answered = threading.Event(), []
-
-    def load(index):
-        while not stop.is_set():
-            completion(job, key, 16, rank)
-            answered.append(index)
-
-    clients = [threading.Thread(target=load, args=(index,), daemon=True) for index in range(3)]
-    for client in clients:
-        client.start()
-    try:
+    """Two 3-s watch windows while three clients load engine ``rank`` only (vLLM's ``X-data-parallel-rank``
+    header); the windows start once every client has had an answer, and the clients have finished when
+    this returns."""
+    only_rank = {"X-data-parallel-rank": str(rank)}
+    with steady_clients(job["endpoint"], key, 3, max_tokens=16, headers=only_rank) as (sent, _):
         flowing = time.monotonic()
-        while len(set(answered)) < len(clients) and time.monotonic() - flowing < 300:
+        while len({client for client, _ in sent}) < 3 and time.monotonic() - flowing < 300:
             time.sleep(0.2)
         watched = vlaunch("watch", job["name"], "--count", "2", "--json", "--interval", "3", env=env, timeout=120)
-    finally:
-        stop.set()
-        for client in clients:
-            client.join(180)
     assert watched.returncode == 0, watched.stderr
     windows = [json.loads(line) for line in watched.stdout.splitlines()]
     assert len(windows) == 2 and all(set(w["engines"]) == {"0", "1"} for w in windows), windows
