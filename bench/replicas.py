@@ -13,6 +13,9 @@ the same machine. The point is the router's overhead as a ratio measured in one 
 docs/benchmarks.md by hand, with the machine and date.
 
     PATH=.venv/bin:$PATH python bench/replicas.py --model /tmp/vlaunch-tiny --rounds 3
+
+``--backend`` and ``--set`` place the group elsewhere, e.g. the router as its own Slurm job
+(``--set replicas.router=\"job\"``, see docs/benchmarks.md for the rig's settings).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from vlaunch.group import Groups
 
-COMMON = ["-p", "cpu-tiny", "-b", "local", "--keep", "1",
+COMMON = ["-p", "cpu-tiny", "--keep", "1",
           "--set", "server.command=" + json.dumps(["python3", "-m", "vlaunch.testing.vllm_cli", "serve"])]
 #: Several CPU vLLMs on one machine: unbound threads (by default each binds its threads to the same core).
 UNBOUND = ["--set", 'environment.variables.VLLM_CPU_OMP_THREADS_BIND="nobind"']
@@ -69,10 +72,14 @@ def main() -> None:
     parser.add_argument("--output-len", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--backend", default="local", help="where the replicas run (default: local)")
+    parser.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE",
+                        help="more settings for the group, as vlaunch up takes them (e.g. replicas.router=\"job\")")
     args = parser.parse_args()
     group = f"router-bench-{os.getpid()}"
-    up = _vlaunch("up", *COMMON, *(UNBOUND if args.replicas > 1 else []), "-m", args.model, "--replicas",
-                  str(args.replicas), "--name", group, "--json")
+    up = _vlaunch("up", *COMMON, *(UNBOUND if args.replicas > 1 else []), "-b", args.backend, "-m", args.model,
+                  *(word for value in args.sets for word in ("--set", value)), "--replicas", str(args.replicas),
+                  "--name", group, "--json")
     if up.returncode != 0:
         raise SystemExit(f"up failed: {up.stderr.strip()}")
     state = json.loads(up.stdout)

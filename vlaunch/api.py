@@ -75,9 +75,10 @@ class Prepared:
             raise ConfigError(f"backend {self.backend.name} chooses its own host; --via does not apply")
         return spec or ({"kind": "ssh", "host": via} if via else {"kind": "local"})
 
-    def job(self, name: str, run_dir: str) -> JobSpec:
-        """The job to render or submit."""
-        return JobSpec(name, self.resolved.name, self.profile, self.options, run_dir, tuple(self.resolved.notes))
+    def job(self, name: str, run_dir: str, program: tuple[str, ...] = ()) -> JobSpec:
+        """The job to render or submit (serving ``program`` instead of vLLM, if given)."""
+        return JobSpec(name, self.resolved.name, self.profile, self.options, run_dir, tuple(self.resolved.notes),
+                       program)
 
     def script(self, job: JobSpec) -> str:
         """The rendered job script."""
@@ -109,12 +110,14 @@ def _run_dir(root: str, name: str) -> str:
 
 
 def render(profile: str = "auto", backend: str = "local", overrides: Overrides | None = None,
-           name: str | None = None, run_root: str | None = None, via: str | None = None) -> str:
+           name: str | None = None, run_root: str | None = None, via: str | None = None,
+           program: tuple[str, ...] = ()) -> str:
     """The exact job script ``up`` submits for the same arguments and ``name`` (``up``'s default name adds
     a random suffix to the profile's); nothing is launched. Byte-stable for the same inputs.
 
     The run directory is computed as ``up`` computes it; where it lies under a remote target's home
-    (no absolute ``run_root``), render asks the target for its home, as ``up`` would.
+    (no absolute ``run_root``), render asks the target for its home, as ``up`` would. ``program``: as for
+    :func:`up` (a group's router job, :func:`vlaunch.replicas.render_router_job`).
     """
     prepared = prepare(profile, backend, overrides)
     spec = prepared.transport_spec(via)
@@ -128,7 +131,7 @@ def render(profile: str = "auto", backend: str = "local", overrides: Overrides |
             root = _run_root(root, transport)
         finally:
             transport.close()
-    return prepared.script(prepared.job(name, _run_dir(root, name)))
+    return prepared.script(prepared.job(name, _run_dir(root, name), program))
 
 
 def name_prefix(profile: str) -> str:
@@ -170,12 +173,14 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
        via: str | None = None, wait: bool = True, timeout: float | None = None, check_flags: bool = True,
        check_model: bool = True, keep_on_failure: bool = False, progress: Callable[[StageEvent], None] | None = None,
        registry: Registry | None = None, notice: Callable[[str], None] | None = None,
-       group: tuple[str, str] | None = None) -> JobRecord:
+       group: tuple[str, str] | None = None, program: tuple[str, ...] = ()) -> JobRecord:
     """Resolve, render, check the flags (vLLM's parser) and the model (where the job is submitted),
     submit and (unless ``wait=False``) wait until the server really answers. ``notice`` is given what
     the user should know before the job starts (``auto``'s fallback when it could not plan the model).
     ``group`` is (name, key) for a replica: the job joins that group and its server accepts the group's
     key besides its own (a profile that asks for replicas goes to :func:`vlaunch.replicas.up_group`).
+    ``program`` serves that instead of vLLM (a group's router job, :attr:`JobSpec.program`): no key, and
+    readiness ends at ``/health``.
 
     On a timeout or an interrupt while waiting, the job is cancelled unless ``keep_on_failure``;
     its record stays in the registry in every case.
@@ -199,7 +204,7 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
 
             check_model_there(prepared.profile, transport)
         name = check_name(name or registry.new_name(name_prefix(profile)))
-        session = _submit(prepared, registry, transport, name, group)
+        session = _submit(prepared, registry, transport, name, group, program)
         if wait:
             wait_ready(session, timeout, keep_on_failure, progress)
         return session.record
@@ -208,8 +213,8 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
 
 
 def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str,
-            group: tuple[str, str] | None) -> JobSession:
-    job = prepared.job(name, _run_dir(_run_root(prepared.profile.run_root, transport), name))
+            group: tuple[str, str] | None, program: tuple[str, ...]) -> JobSession:
+    job = prepared.job(name, _run_dir(_run_root(prepared.profile.run_root, transport), name), program)
     script = prepared.script(job)
     if any(transport.read_file(job.path(leaf)) is not None for leaf in ("rendezvous.json", EXIT_MARKER, SIGNAL_MARKER)):
         raise SubmitError(f"{job.run_dir} holds the files of an earlier job named {name} (they would mislead"
@@ -217,11 +222,12 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
     record = JobRecord(name=name, backend=prepared.backend.name, profile=prepared.resolved.name,
                        transport=transport.describe(), run_dir=job.run_dir,
                        config=prepared.profile.model_dump(mode="json"), command=launch_line(job),
-                       served_model_name=prepared.profile.server.name_for_clients, group=group and group[0])
+                       served_model_name=None if program else prepared.profile.server.name_for_clients,
+                       group=group and group[0], serves=program[0].rsplit("/", 1)[-1] if program else None)
     registry.create(record)
     session = JobSession(prepared.host, registry, record, transport)
     try:
-        if prepared.profile.server.api_key:
+        if prepared.profile.server.api_key and not program:
             key = apikey.new_key()
             registry.store_key(name, key)
             also = [group[1]] if group else []

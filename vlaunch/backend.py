@@ -65,6 +65,9 @@ class JobSpec:
     run_dir: str
     #: Why the ``auto`` planning chose what it did: comment lines at the top of the script.
     notes: tuple[str, ...] = ()
+    #: A program served instead of vLLM (a replica group's router job): its words, to which the script adds
+    #: ``--host`` and ``--port``; ``$VLAUNCH_METRICS_PORT`` is a second free port for it. Empty: vLLM.
+    program: tuple[str, ...] = ()
 
     def path(self, leaf: str) -> str:
         """A file in the job's run directory on the target."""

@@ -229,16 +229,24 @@ class _Progress:
 @profile_options
 @click.option("--run-root", help="Directory for job files in the rendered paths.")
 @click.option("--via", metavar="HOST", help="As for up: the job is submitted through this SSH host.")
-def render(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, run_root, via):
+@click.option("--router-job", is_flag=True,
+              help="Print the script of the group's router job instead (replicas.router = \"job\").")
+def render(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, run_root, via, router_job):
     """Print the exact job script `up` would submit; nothing is launched.
 
     With the same options and --name it is byte for byte what `up` writes (up's default name is
-    PROFILE-xxxxxx, render's PROFILE). A run directory under a remote home asks that host for it.
+    PROFILE-xxxxxx, render's PROFILE; a group's jobs are GROUP-rK and GROUP-routerK). A run directory
+    under a remote home asks that host for it.
     """
     from . import api
 
     backend, overrides = _target(backend, on, bind, host, model, port, sets, vllm_args, extra)
-    text = api.render(profile, backend, overrides, name=name, run_root=run_root, via=via)
+    if router_job:
+        from .replicas import render_router_job
+
+        text = render_router_job(profile, backend, overrides, name=name, run_root=run_root, via=via)
+    else:
+        text = api.render(profile, backend, overrides, name=name, run_root=run_root, via=via)
     click.echo(text, nl=False)
 
 
@@ -292,7 +300,8 @@ def _table_lines(records) -> list[str]:
     from datetime import datetime, timezone
 
     now = datetime.now(timezone.utc)
-    rows = [(r.name, r.backend, r.profile, r.served_model_name or (r.config.get("server") or {}).get("model") or "-",
+    rows = [(r.name, r.backend, r.profile, f"({r.serves})" if r.serves else r.served_model_name
+             or (r.config.get("server") or {}).get("model") or "-",
              r.state.value, "yes" if r.ready_at and not r.state.is_final else "-", _age(r.created_at, now),
              (r.endpoint if not r.state.is_final else None) or "-", r.reason or "") for r in records]
     widths = [max(len(str(x)) for x in col) for col in zip(_COLUMNS, *rows)]
@@ -328,8 +337,10 @@ def status(names, json_, no_refresh, watch):
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
     if json_:
-        click.echo(json.dumps([*({**g.model_dump(mode="json"), "replicas": [_record_json(r) for r in members]}
-                                 for g, members, _ in shown if names),
+        click.echo(json.dumps([*({**g.model_dump(mode="json"),
+                                  "router_jobs": [_record_json(r) for r in jobs if r.serves],
+                                  "replicas": [_record_json(r) for r in jobs if not r.serves]}
+                                 for g, jobs, _ in shown if names),
                                *(_record_json(r) for r in records)], indent=2))
     else:
         lines = []
@@ -342,12 +353,12 @@ def status(names, json_, no_refresh, watch):
 
 
 def _expand_groups(names, known_groups) -> list[str]:
-    """Job names, a group's name standing for its replicas."""
+    """Job names, a group's name standing for its jobs (router jobs and replicas)."""
     from .registry import Registry
-    from .replicas import members
+    from .replicas import group_jobs
 
     registry = Registry()
-    return [m.name for n in names for m in (members(n, registry) if n in known_groups else [registry.get(n)])]
+    return [m.name for n in names for m in (group_jobs(n, registry) if n in known_groups else [registry.get(n)])]
 
 
 def _group_status(name: str, refresh: bool):
@@ -358,7 +369,7 @@ def _group_status(name: str, refresh: bool):
 
 def _group_lines(group, members) -> list[str]:
     """A group's line (its router's endpoint, replicas serving, replacements used), its latest events, and
-    with ``members`` its replicas' table."""
+    with ``members`` its jobs' table (router jobs, then replicas)."""
     endpoint = f"{group.endpoint}/v1" if group.endpoint and not group.state.is_final else "-"
     lines = [f"group {group.name}  {group.state.value}  {endpoint}  model {group.model}  serving"
              f" {len(group.serving)}/{group.count}  replaced {group.replaced}/{group.keep}"
@@ -427,10 +438,10 @@ def down(names, all_, forget):
             continue
         try:
             if name in known_groups:
-                from .replicas import down_group, members
+                from .replicas import down_group, group_jobs
 
                 group = down_group(name)
-                stopped.update(m.name for m in members(name, Registry()))
+                stopped.update(m.name for m in group_jobs(name, Registry()))
                 count = len(group.members)
                 click.echo(f"group {name}: {group.state.value} (router and {count} replica{'s' * (count != 1)} stopped)")
                 continue

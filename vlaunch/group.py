@@ -1,8 +1,8 @@
-"""A replica group's record: its replicas, its router and keeper processes, what happened to it.
+"""A replica group's record: its replicas, its router (a process here or a job) and keeper, what happened to it.
 
 Stored beside the job records, in ``<state dir>/groups/<name>.json``, with the group's API key in
 ``<name>.key`` (mode 0600). The replicas are ordinary jobs (``<group>-r1``, ``-r2``...) whose records name
-the group.
+the group; so are its router jobs (``<group>-router1``...), whose records say they serve the router.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .registry import Registry, now_iso
 
-__all__ = ["GroupState", "Process", "GroupRecord", "Groups", "replica_name"]
+__all__ = ["GroupState", "Process", "GroupRecord", "Groups", "replica_name", "router_job_name"]
 
 
 class GroupState(str, enum.Enum):
@@ -75,9 +75,11 @@ class GroupRecord(BaseModel):
     members: list[str] = Field(default_factory=list, description="Every replica the group has had, in order.")
     serving: list[str] = Field(default_factory=list, description="The replicas the router sends requests to now.")
     policy: str = "round_robin"
-    router_host: str = "127.0.0.1"
+    router_at: str = Field("here", description="Where the router runs: here (the keeper's child) or as a job.")
+    router_host: str = Field("127.0.0.1", description="Where clients reach the router (once it serves).")
     router_port: int | None = None
-    router: Process | None = None
+    router: Process | None = Field(None, description="The router run here.")
+    router_jobs: list[str] = Field(default_factory=list, description="Every router job the group has had, in order.")
     keeper: Process | None = None
     state: GroupState = GroupState.STARTING
     reason: str | None = None
@@ -110,3 +112,8 @@ class Groups(Registry):
 def replica_name(group: str, number: int) -> str:
     """The job name of a group's ``number``-th replica (1-based, replacements continue the count)."""
     return f"{group}-r{number}"
+
+
+def router_job_name(group: str, number: int) -> str:
+    """The job name of a group's ``number``-th router job (``replicas.router = "job"``; 1-based)."""
+    return f"{group}-router{number}"

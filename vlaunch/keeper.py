@@ -1,12 +1,14 @@
 """The keeper of a replica group: one process on the machine that ran ``vlaunch up --replicas N``.
 
-It runs vLLM's router (its child, in its session), waits for each replica to really answer (the same
-readiness as ``up``) and only then gives it to the router, takes a replica away as soon as its job has
-ended, and submits a replacement while ``replicas.keep`` allows; it takes out of the router any worker it
-did not give it (the router's admin routes take no key). It holds each replica's transport, so a
-forward to a replica over SSH lives as long as the group. It writes what happens to the group's record
-(``vlaunch status GROUP``) and to its log (``vlaunch logs GROUP``). SIGTERM (``vlaunch down``) stops it and
-its router; ``down`` then stops the replicas. Run as ``python -m vlaunch.keeper GROUP``.
+It runs vLLM's router: as its child (``replicas.router = "here"``), or as the group's router job on the
+replicas' backend (``"job"``), which it follows like a replica and submits again when it ends. It waits
+for each replica to really answer (the same readiness as ``up``) and only then gives it to the router
+(once the router serves), takes a replica away as soon as its job has ended, and submits a replacement
+while ``replicas.keep`` allows; it takes out of the router any worker it did not give it (the router's
+admin routes take no key). It holds each job's transport, so a forward over SSH lives as long as the
+group. It writes what happens to the group's record (``vlaunch status GROUP``) and to its log (``vlaunch
+logs GROUP``). SIGTERM (``vlaunch down``) stops it and a router run here; ``down`` then stops the jobs.
+Run as ``python -m vlaunch.keeper GROUP``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 from . import api, router
 from .errors import VlaunchError
@@ -23,7 +26,7 @@ from .group import GroupRecord, Groups, GroupState, Process
 from .lifecycle import Backoff
 from .plugins import get_host
 from .registry import JobRecord, Registry
-from .replicas import members, next_number, submit_replica
+from .replicas import members, next_number, submit_replica, submit_router_job
 from .session import DOWN_CAUSE, JobSession, refresh_many
 from .transport import Transport
 
@@ -50,8 +53,12 @@ class Keeper:
         self.key = self.groups.key(name) or ""
         self.host = get_host()
         self.stopping = threading.Event()
-        self.router: subprocess.Popen | None = None
-        self.endpoint = ""
+        self.router: subprocess.Popen | None = None  # a router run here
+        self.router_job: str | None = None  # or the router job that serves now, or is being made ready
+        self.endpoint = ""  # where the router serves, once it does
+        self.fault: str | None = None  # why the keeper must stop (a router job that never served)
+        self.unsubmitted = ""  # why the last router job could not be submitted, if it could not
+        self.router_at = self.groups.get(name).router_at
         self.urls: dict[str, str] = {}  # replica -> the URL the router has for it
         self.readying: set[str] = set()  # replicas whose readiness a thread is waiting for
         self.sessions: list[JobSession] = []
@@ -71,26 +78,94 @@ class Keeper:
 
     # -- the router ---------------------------------------------------------------------------------
     def _start_router(self) -> None:
+        """Start the router here (it serves before this returns) or submit a router job (it joins once it
+        answers)."""
         group = self.groups.get(self.name)
+        if self.router_at == "job":
+            self._submit_router_job(group)
+            return
         port = group.router_port or router.free_port(group.router_host)
         argv = router.argv(router.program(), group.router_host, port, group.policy, router.free_port("127.0.0.1"))
         self.router = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sys.stdout, stderr=subprocess.STDOUT)
-        self.endpoint = f"http://{group.router_host}:{port}"
+        endpoint = f"http://{group.router_host}:{port}"
         ends = time.monotonic() + ROUTER_START
-        while not router.healthy(self.endpoint):
+        while not router.healthy(endpoint):
             if self.router.poll() is not None or time.monotonic() > ends:
                 self.router.kill()
                 raise VlaunchError(f"vLLM's router did not start on {group.router_host}:{port} (status"
                                    f" {self.router.wait()}; its lines are in this log)")
             time.sleep(0.2)
+        process = Process.of(self.router.pid)
+        self._router_serves(endpoint, f"router {' '.join(argv[1:7])} serving at {endpoint} (pid {self.router.pid})",
+                            lambda g: (setattr(g, "router", process), setattr(g, "router_port", port)))
+
+    def _router_serves(self, endpoint: str, said: str, change) -> None:
+        """The router answers at ``endpoint``: give it every replica that is ready."""
         with self.lock:
             for url in self.urls.values():
-                router.add_worker(self.endpoint, url)
-        process = Process.of(self.router.pid)
-        self._note(f"router {' '.join(argv[1:7])} serving at {self.endpoint} (pid {self.router.pid})",
-                   lambda g: (setattr(g, "router", process), setattr(g, "router_port", port)))
+                router.add_worker(endpoint, url)
+            self.endpoint, serving = endpoint, list(self.urls)
 
-    def _stop_router(self) -> None:
+        def apply(group: GroupRecord) -> None:
+            change(group)
+            group.serving = serving
+            if serving:
+                group.state = GroupState.SERVING
+        self._note(said, apply)
+
+    def _submit_router_job(self, group: GroupRecord) -> None:
+        record = submit_router_job(group, self.key, self.registry)
+        self.router_job, self.unsubmitted = record.name, ""
+        self._note(f"router job {record.name} submitted to {record.backend} (id {record.native_id})",
+                   lambda g: g.router_jobs.append(record.name))
+        threading.Thread(target=self._follow_router_job, args=(record.name,), daemon=True).start()
+
+    def _follow_router_job(self, name: str) -> None:
+        """Wait for router job ``name`` to answer, then make it the group's endpoint (runs in a thread); one
+        that never does stops the keeper (a router that cannot start is not submitted again and again)."""
+        try:
+            record = self.registry.get(name)
+            session = JobSession(self.host, self.registry, record, self.host.transport(record.transport))
+            self.sessions.append(session)
+            url = api.wait_ready(session)
+            where = urllib.parse.urlsplit(url)
+            self._router_serves(url, f"router job {name} serving at {url} (on {session.record.node})", lambda g: (
+                setattr(g, "router_host", where.hostname), setattr(g, "router_port", where.port)))
+        except (VlaunchError, OSError) as exc:
+            said = str(exc).splitlines()[0].removesuffix("; last log lines:")
+            hint = (" (127: the shell found no such program where the job ran: put vllm-router on the job's PATH or"
+                    " set replicas.router_command)" if "status 127" in said else "")
+            self.fault = f"router job {name} did not serve: {said}{hint}"
+
+    def _router_job_due(self) -> bool:
+        """Submit another router job once the one that served has ended, or when submitting one failed (tried
+        again every round, each new reason noted); True if one was submitted."""
+        if self.router_at != "job" or (self.router_job and not self.endpoint):
+            return False  # the router runs here, or a router job is being made ready
+        if self.router_job:
+            record = self.registry.get(self.router_job)
+            if not record.state.is_final:
+                return False
+            with self.lock:
+                self.endpoint, self.router_job = "", None
+            why = f"{record.state.value}{': ' + record.reason if record.reason else ''}"
+
+            def gone(group: GroupRecord) -> None:
+                group.serving, group.router_port = [], None
+                if not group.state.is_final:
+                    group.state = GroupState.STARTING
+            self._note(f"router job {record.name} ended ({why}); submitting another (the endpoint changes)", gone)
+        try:
+            self._submit_router_job(self.groups.get(self.name))
+        except (VlaunchError, OSError) as exc:
+            if str(exc) != self.unsubmitted:
+                self.unsubmitted = str(exc)
+                self._note(f"no router job could be submitted (tried again every round): {exc}")
+            return False
+        return True
+
+    def _stop_router(self, group: GroupRecord) -> None:
+        """Stop a router run here; a router job too, unless ``down`` (which stops every job) asked."""
         if self.router and self.router.poll() is None:
             self.router.terminate()
             try:
@@ -98,6 +173,11 @@ class Keeper:
             except subprocess.TimeoutExpired:
                 self.router.kill()
                 self.router.wait()
+        if self.router_job and not group.stop_requested:
+            try:
+                api.down(self.router_job, self.registry)
+            except VlaunchError as exc:
+                _say(f"could not confirm router job {self.router_job} stopped: {exc}")
 
     # -- the replicas -------------------------------------------------------------------------------
     def _transport(self, spec: dict) -> Transport:
@@ -113,13 +193,21 @@ class Keeper:
             session = JobSession(self.host, self.registry, record, self.host.transport(record.transport))
             self.sessions.append(session)
             url = api.wait_ready(session)
+            if self.router_at == "job":  # the router job reaches it as its cluster sees it
+                url = session.record.endpoint
             with self.lock:
                 if self.stopping.is_set():
                     return
-                router.add_worker(self.endpoint, url)
                 self.urls[name] = url
+                if self.endpoint:
+                    router.add_worker(self.endpoint, url)
+                joined = bool(self.endpoint)
+            if not joined:
+                self._note(f"{name} is ready at {url}; it joins the router once the router serves")
+                return
             self._note(f"{name} is ready at {url}; the router sends to it",
-                       lambda g: (g.serving.append(name), setattr(g, "state", GroupState.SERVING)))
+                       lambda g: (g.serving.append(name) if name not in g.serving else None,
+                                  setattr(g, "state", GroupState.SERVING)))
         except (VlaunchError, OSError) as exc:
             self._note(f"{name} did not become ready: {str(exc).splitlines()[0]}")
         finally:
@@ -148,7 +236,8 @@ class Keeper:
     def _round(self, group: GroupRecord) -> bool:
         """One look at every replica; True when something changed."""
         records = [r for r in members(self.name, self.registry) if r.name not in self.handled]
-        for problem in refresh_many(self.host, self.registry, records, self._transport):
+        serving_job = [self.registry.get(self.router_job)] if self.router_job and self.endpoint else []
+        for problem in refresh_many(self.host, self.registry, records + serving_job, self._transport):
             _say(f"cannot see some replicas now (kept as they were): {problem}")
         changed = False
         for record in records:
@@ -156,7 +245,7 @@ class Keeper:
                 changed = True
                 with self.lock:
                     url = self.urls.pop(record.name, None)
-                    if url:
+                    if url and self.endpoint:
                         router.remove_worker(self.endpoint, url)
                 if url:
                     name = record.name
@@ -172,11 +261,14 @@ class Keeper:
             changed = True
             _say(f"the router ended (status {self.router.returncode}); starting it again")
             self._start_router()
+        changed = self._router_job_due() or changed
         return self._evict_strangers() or changed
 
     def _evict_strangers(self) -> bool:
         """Take out of the router every worker the keeper did not give it; True if there was one. Its admin
         routes take no key, so anyone who can reach it could add one (and be sent clients' requests)."""
+        if not self.endpoint:
+            return False
         try:
             listed = router.workers(self.endpoint)
             with self.lock:
@@ -213,6 +305,8 @@ class Keeper:
                 group = self.groups.get(self.name)
                 if group.stop_requested:
                     break
+                if self.fault:
+                    raise VlaunchError(self.fault)
                 if self._round(group):
                     gaps.reset()
                 if self._settle(self.groups.get(self.name)):
@@ -224,7 +318,7 @@ class Keeper:
             status = 1
         finally:
             self.stopping.set()
-            self._stop_router()
+            self._stop_router(self.groups.get(self.name))
             for session in self.sessions:
                 session.transport.close()
             for transport in self.transports.values():

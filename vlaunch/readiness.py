@@ -1,4 +1,5 @@
-"""Layered readiness: queued -> running -> process (rendezvous) -> port -> /health -> /v1/models -> completion.
+"""Layered readiness: queued -> running -> process (rendezvous) -> port -> /health -> /v1/models -> completion
+(a job that serves another program than vLLM, a group's router, is ready at /health).
 
 Each stage has its own timeout and is reported with its time. Between probes the job's liveness is
 checked (:class:`vlaunch.lifecycle.Liveness`: the job's own exit marker, the backend's poll with
@@ -135,7 +136,7 @@ class Readiness:
         where = self._process(started, limit)
         base_url = self.session.publish(where)
         self._http("port", base_url, max(1.0, limit - time.monotonic()))
-        for stage in ("health", "models", "completion"):
+        for stage in ("health",) if self.record.serves else ("health", "models", "completion"):
             if stage == "completion" and not self.settings.probe_completion:
                 self.progress(StageEvent(stage, "skipped", 0.0, "readiness.probe_completion = false"))
                 continue

@@ -55,6 +55,7 @@ class JobRecord(BaseModel):
     cancel_requested: bool = False
     cancel_cause: str | None = Field(None, description="Who cancelled the job and why, once vlaunch did.")
     group: str | None = Field(None, description="The replica group the job serves in, if any.")
+    serves: str | None = Field(None, description="The program the job serves instead of vLLM (a group's router).")
     created_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)
 

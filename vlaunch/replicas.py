@@ -1,10 +1,10 @@
 """Replica groups: N ordinary jobs of one profile behind vLLM's router, one endpoint (``vlaunch up --replicas N``).
 
 :func:`up_group` submits the replicas (each with its own record, key and readiness; backends in turn) and
-starts the group's keeper (:mod:`vlaunch.keeper`): a process on this machine that runs the router, gives
-it each replica once that replica really answers, takes a replica away as soon as it has ended, and
-submits replacements while ``replicas.keep`` allows. :func:`down_group` stops the keeper and its router,
-then every replica, and confirms each gone.
+starts the group's keeper (:mod:`vlaunch.keeper`): a process on this machine that runs the router (here,
+or as its own job: ``replicas.router``), gives it each replica once that replica really answers, takes a
+replica away as soon as it has ended, and submits replacements while ``replicas.keep`` allows.
+:func:`down_group` stops the keeper and its router, then every replica, and confirms each gone.
 
     >>> from vlaunch import api, replicas
     >>> group = replicas.up_group("cpu-tiny", "slurm", api.Overrides(model="/models/tiny", sets=["replicas.count=3"]))
@@ -22,16 +22,22 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from . import api, apikey, router
+from . import api, apikey, router, shell
+from .backend import ProcessBackend
 from .errors import CancelError, ConfigError, Interrupted, NotReady, ServerDied, SubmitError, VlaunchError
-from .group import GroupRecord, Groups, GroupState, Process, replica_name
+from .group import GroupRecord, Groups, GroupState, Process, replica_name, router_job_name
 from .paths import state_dir
 from .registry import JobRecord, Registry
 
-__all__ = ["up_group", "down_group", "group_status", "group_log", "submit_replica", "members", "next_number"]
+__all__ = ["up_group", "down_group", "group_status", "group_log", "submit_replica", "submit_router_job",
+           "render_router_job", "members", "group_jobs", "next_number", "ROUTER_JOB_SETTINGS"]
 
 #: Seconds ``down`` gives the keeper to stop after SIGTERM, and the router after its own, before SIGKILL.
 STOP_WAIT = 10.0
+#: What a router job asks for, whatever the replicas ask for: one node, no GPU, a core, a little memory
+#: (vllm-router itself uses tens of MB); ``replicas.router_set`` comes after, and may change any of it.
+ROUTER_JOB_SETTINGS = ("resources.nodes=1", "resources.gpus_per_node=0", "resources.cpus_per_node=1",
+                       'resources.memory="1G"')
 
 
 def _plans(profile: str, backend: str, overrides: api.Overrides) -> list[api.Prepared]:
@@ -45,7 +51,21 @@ def _plans(profile: str, backend: str, overrides: api.Overrides) -> list[api.Pre
         raise ConfigError(f"the replicas of one group must serve one model, but {said}")
     if not first.profile.server.model:
         raise ConfigError(f"profile {profile!r} names no model: pass --model or set server.model")
+    if first.profile.replicas.router == "job":
+        _check_router_job(plans)
     return [plans[b] for b in backends]
+
+
+def _check_router_job(plans: dict[str, api.Prepared]) -> None:
+    """A router job runs next to the replicas and reaches them over their cluster's network: one backend,
+    and replicas bound to an address other nodes reach (unless the backend runs every job on one machine)."""
+    if len(plans) > 1:
+        raise ConfigError(f"replicas.router = \"job\" runs the router next to the replicas, on their backend: they"
+                          f" must all go to one backend (not {', '.join(plans)}); or run the router here")
+    plan = next(iter(plans.values()))
+    if not isinstance(plan.backend, ProcessBackend) and plan.profile.server.host in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"replicas.router = \"job\": the router's job reaches the replicas from another node, but"
+                          f" they bind {plan.profile.server.host}: set server.host = \"0.0.0.0\"")
 
 
 def _launch(group: GroupRecord) -> tuple[api.Overrides, str | None, bool]:
@@ -63,11 +83,51 @@ def submit_replica(group: GroupRecord, number: int, key: str, registry: Registry
                   check_flags=False, check_model=check_model, registry=registry, group=(group.name, key))
 
 
-def members(name: str, registry: Registry) -> list[JobRecord]:
-    """The records of every replica group ``name`` has had (a replica whose submission the keeper could not
-    note in the group's record is found by its own record, which names the group)."""
+def submit_router_job(group: GroupRecord, key: str, registry: Registry) -> JobRecord:
+    """Submit the group's next router job (``replicas.router = "job"``) on the replicas' backend, without
+    waiting."""
+    number = 1 + sum(1 for r in group_jobs(group.name, registry) if r.serves)  # failed submissions count too
+    overrides, via, _ = _launch(group)
+    router_overrides, program = _router_job(group.profile, group.backends[0], overrides)
+    return api.up(group.profile, group.backends[0], router_overrides, name=router_job_name(group.name, number),
+                  via=via, wait=False, check_flags=False, check_model=False, registry=registry,
+                  group=(group.name, key), program=program)
+
+
+def render_router_job(profile: str, backend: str, overrides: api.Overrides | None = None, name: str | None = None,
+                      run_root: str | None = None, via: str | None = None) -> str:
+    """The exact script of the router job a group of ``profile`` would submit first (``vlaunch render
+    --router-job``; ``name`` as the group's first router job is named, ``GROUP-router1``)."""
+    router_overrides, program = _router_job(profile, backend, overrides or api.Overrides())
+    name = name or router_job_name(api.name_prefix(profile)[:54], 1)
+    return api.render(profile, backend, router_overrides, name=name, run_root=run_root, via=via, program=program)
+
+
+def _router_job(profile: str, backend: str, overrides: api.Overrides) -> tuple[api.Overrides, tuple[str, ...]]:
+    """A router job's settings (the group's, then :data:`ROUTER_JOB_SETTINGS`, its port and
+    ``replicas.router_set``) and its program: vllm-router with no replica yet, on ``server.host``."""
+    from .script import METRICS_PORT_VAR
+
+    settings = api.prepare(profile, backend, overrides).profile.replicas
+    if settings.router != "job":
+        raise ConfigError(f"profile {profile!r} runs its router here, not as a job: set replicas.router = \"job\"")
+    port = settings.router_port if settings.router_port != "auto" else '"auto"'
+    sets = [*overrides.sets, *ROUTER_JOB_SETTINGS, f"server.port={port}", *settings.router_set]
+    program = (*settings.router_command, *router.options(settings.policy, shell.Var(METRICS_PORT_VAR)))
+    return api.Overrides(sets=sets, model=overrides.model), program
+
+
+def group_jobs(name: str, registry: Registry) -> list[JobRecord]:
+    """The records of every job group ``name`` has had, its router jobs first, then its replicas (a job whose
+    submission the keeper could not note in the group's record is found by its own record, which names the
+    group)."""
     records, _ = registry.all()
-    return sorted((r for r in records if r.group == name), key=lambda r: r.created_at)
+    return sorted((r for r in records if r.group == name), key=lambda r: (not r.serves, r.created_at))
+
+
+def members(name: str, registry: Registry) -> list[JobRecord]:
+    """The records of every replica group ``name`` has had."""
+    return [r for r in group_jobs(name, registry) if not r.serves]
 
 
 def next_number(name: str, registry: Registry) -> int:
@@ -95,7 +155,8 @@ def up_group(profile: str, backend: str = "local", overrides: api.Overrides | No
     overrides = overrides or api.Overrides()
     plans = _plans(profile, backend, overrides)
     settings = plans[0].profile.replicas
-    router.program()  # not installed: one line, before anything is submitted
+    if settings.router == "here":
+        router.program()  # not installed: one line, before anything is submitted
     if check_flags:
         api.check_vllm_flags(plans[0])
     groups, registry = groups or Groups(), registry or Registry()
@@ -104,8 +165,9 @@ def up_group(profile: str, backend: str = "local", overrides: api.Overrides | No
     group = GroupRecord(name=name, profile=plans[0].resolved.name, model=plans[0].profile.server.name_for_clients,
                         backends=[p.backend.name for p in plans], count=settings.count, keep=settings.keep,
                         launch={"overrides": dataclasses.asdict(overrides), "via": via, "check_model": check_model},
-                        policy=settings.policy, router_host=settings.router_host,
-                        router_port=None if settings.router_port == "auto" else settings.router_port,
+                        policy=settings.policy, router_at=settings.router, router_host=settings.router_host,
+                        router_port=None if settings.router_port == "auto" or settings.router == "job"
+                        else settings.router_port,
                         run_dir=str(state_dir() / "runs" / name))
     groups.create(group)
     groups.store_key(name, key)
@@ -139,10 +201,11 @@ def _start(group: GroupRecord, key: str, wait: bool, timeout: float | None, grou
 
 def _free_name(name: str, groups: Groups, registry: Registry) -> str:
     """``name``, checked: a group's name may be no job's, since commands take either, and leaves room for its
-    replicas' (``NAME-rK``)."""
+    jobs' (``NAME-rK``, ``NAME-routerK``)."""
     api.check_name(name)
-    if len(name) > 58:
-        raise ConfigError(f"group name {name!r}: at most 58 characters (its replicas are named {name}-r1...)")
+    if len(name) > 54:
+        raise ConfigError(f"group name {name!r}: at most 54 characters (its jobs are named {name}-r1...,"
+                          f" {name}-router1...)")
     if registry.has(name) or groups.has(name):
         raise ConfigError(f"the name {name!r} is taken by a job or group; choose another --name")
     return name
@@ -200,8 +263,9 @@ def _stop(process: Process | None, what: str) -> None:
 
 
 def down_group(name: str, groups: Groups | None = None, registry: Registry | None = None) -> GroupRecord:
-    """Stop group ``name``: its keeper (no more replacements), its router, then every replica, each confirmed
-    gone. A replica that cannot be confirmed stopped leaves the group STOPPING and is named."""
+    """Stop group ``name``: its keeper (no more replacements), its router (the process here, or its jobs),
+    then every replica, each confirmed gone. A job that cannot be confirmed stopped leaves the group
+    STOPPING and is named."""
     groups, registry = groups or Groups(), registry or Registry()
 
     def stopping(group: GroupRecord) -> None:
@@ -213,13 +277,13 @@ def down_group(name: str, groups: Groups | None = None, registry: Registry | Non
     _stop(group.keeper, f"keeper of group {name}")
     _stop(group.router, f"router of group {name}")
     failed = []
-    for record in members(name, registry):
+    for record in group_jobs(name, registry):
         try:
             api.down(record.name, registry)
         except VlaunchError as exc:
             failed.append(f"{record.name}: {exc}")
     if failed:
-        groups.update(name, lambda g: g.note(f"down could not confirm every replica stopped: {'; '.join(failed)}"))
+        groups.update(name, lambda g: g.note(f"down could not confirm every job stopped: {'; '.join(failed)}"))
         raise CancelError(f"group {name}: {'; '.join(failed)}")
 
     def ended(group: GroupRecord) -> None:
@@ -233,11 +297,11 @@ def down_group(name: str, groups: Groups | None = None, registry: Registry | Non
 
 def group_status(name: str, groups: Groups | None = None, registry: Registry | None = None,
                  refresh: bool = True) -> tuple[GroupRecord, list[JobRecord], list[str]]:
-    """Group ``name``, its replicas (refreshed from their backends) and one line per problem, a keeper or a
-    router that is gone while the group should run among them."""
+    """Group ``name``, its jobs (router jobs, then replicas; refreshed from their backends) and one line per
+    problem, a keeper or a router that is gone while the group should run among them."""
     groups, registry = groups or Groups(), registry or Registry()
     group = groups.get(name)
-    records, problems = api.status([r.name for r in members(name, registry)], registry, refresh=refresh)
+    records, problems = api.status([r.name for r in group_jobs(name, registry)], registry, refresh=refresh)
     if not group.state.is_final:
         for what, process in (("keeper", group.keeper), ("router", group.router)):
             if process and not process.alive():

@@ -20,7 +20,7 @@ import urllib.parse
 from .errors import ConfigError
 from .probes import request
 
-__all__ = ["PROGRAM", "program", "argv", "free_port", "add_worker", "remove_worker", "workers", "healthy"]
+__all__ = ["PROGRAM", "program", "options", "argv", "free_port", "add_worker", "remove_worker", "workers", "healthy"]
 
 PROGRAM = "vllm-router"
 #: Seconds between the router's own health checks of each replica, and failed checks before it stops
@@ -38,12 +38,18 @@ def program() -> str:
     return found
 
 
+def options(policy: str, metrics_port: int | str) -> list[str]:
+    """The router's options but its address: no worker yet (the keeper adds each replica once it is ready);
+    its metrics on loopback, at ``metrics_port`` (a number, or a :class:`vlaunch.shell.Var` in a job)."""
+    return ["--policy", policy, "--health-check-interval-secs", str(HEALTH_INTERVAL),
+            "--health-failure-threshold", str(HEALTH_FAILURES), "--health-success-threshold", "1",
+            "--prometheus-host", "127.0.0.1", "--prometheus-port", metrics_port if isinstance(metrics_port, str)
+            else str(metrics_port), "--log-level", "info"]
+
+
 def argv(executable: str, host: str, port: int, policy: str, metrics_port: int) -> list[str]:
-    """The router's command line: no worker yet (the keeper adds each replica once it is ready)."""
-    return [executable, "--host", host, "--port", str(port), "--policy", policy,
-            "--health-check-interval-secs", str(HEALTH_INTERVAL), "--health-failure-threshold", str(HEALTH_FAILURES),
-            "--health-success-threshold", "1", "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port),
-            "--log-level", "info"]
+    """The command line of a router run here, as the keeper's child."""
+    return [executable, "--host", host, "--port", str(port), *options(policy, metrics_port)]
 
 
 def free_port(host: str) -> int:

@@ -18,10 +18,12 @@ from .errors import ConfigError
 from .multinode import uses_ray
 
 __all__ = ["render_script", "fill_template", "environment_block", "server_block", "owned_server_lines", "OWN_GROUP",
-           "launch_line", "port_lines", "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR", "LOST_MARKER",
-           "ENDED_MARKER"]
+           "launch_line", "port_lines", "other_free_port_line", "PLAIN_TEMPLATE", "RUN_DIR_VAR", "METRICS_PORT_VAR",
+           "LOST_MARKER", "ENDED_MARKER"]
 
 RUN_DIR_VAR = "VLAUNCH_RUN_DIR"
+#: A second free port of the node, for a program served instead of vLLM (the router's metrics).
+METRICS_PORT_VAR = "VLAUNCH_METRICS_PORT"
 PLAIN_TEMPLATE = "#!/bin/bash\n{{ directives }}\n{{ header }}\n{{ environment }}\n{{ server }}\n"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _FREE_PORT = "python3 -c 'import socket; s = socket.socket(); s.bind((\"\", 0)); print(s.getsockname()[1])'"
@@ -81,15 +83,20 @@ def environment_block(job: JobSpec) -> str:
 def launch_line(job: JobSpec, extra: list[str] = (), api_servers: bool = True) -> str:
     """The quoted vLLM command line, with the port taken from ``$VLAUNCH_PORT``, the API key file (see
     :mod:`vlaunch.apikey`) and ``extra`` words (literal strings or :class:`vlaunch.shell.Var`) appended;
-    ``api_servers=False`` for a headless engine group (see :func:`vlaunch.config.flags.server_argv`)."""
+    ``api_servers=False`` for a headless engine group (see :func:`vlaunch.config.flags.server_argv`).
+    A job that serves another program (:attr:`JobSpec.program`) runs that, on ``server.host`` and the port."""
+    if job.program:
+        return shell.join([*job.program, "--host", job.profile.server.host, "--port", shell.Var(PORT_VAR)])
     key = apikey.server_args(job.path(apikey.FILE)) if job.profile.server.api_key else []
     return shell.join(server_argv(job.profile, shell.Var(PORT_VAR), api_servers) + key + list(extra))
 
 
 def port_lines(job: JobSpec) -> list[str]:
-    """Shell lines that set ``$VLAUNCH_PORT`` (a free port chosen on the node when the port is "auto")."""
+    """Shell lines that set ``$VLAUNCH_PORT`` (a free port chosen on the node when the port is "auto"), and
+    for a job that serves another program, ``$VLAUNCH_METRICS_PORT``, a second free port."""
     port = job.profile.server.port
-    return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}"]
+    return [f'{PORT_VAR}="$({_FREE_PORT})"' if port == "auto" else f"{PORT_VAR}={port}",
+            *([other_free_port_line(METRICS_PORT_VAR)] if job.program else [])]
 
 
 #: Where the guard notes which process of vLLM died, when it ended the server for that reason.

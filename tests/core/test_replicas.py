@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 
 import pytest
@@ -162,7 +163,12 @@ def test_down_all_stops_groups_and_jobs():
 @pytest.mark.parametrize("args, fragments", [
     (["--replicas", "2", "--set", 'replicas.policy="fastest"'], ["replicas.policy", "round_robin"]),
     (["--replicas", "2", "--backend", "local,nowhere"], ["nowhere"]),
-    (["--replicas", "2", "--name", "x" * 59], ["at most 58 characters"]),
+    (["--replicas", "2", "--name", "x" * 55], ["at most 54 characters"]),
+    (["--replicas", "2", "--set", 'replicas.router="cloud"'], ["replicas.router", "here", "job"]),
+    (["--replicas", "2", "--backend", "local,slurm", "--set", 'replicas.router="job"'],
+     ['replicas.router = "job"', "one backend", "local, slurm"]),
+    (["--replicas", "2", "--backend", "slurm", "--set", 'replicas.router="job"'],
+     ["they bind 127.0.0.1", 'server.host = "0.0.0.0"']),
     (["--replicas", "0"], ["--replicas"]),
 ])
 def test_bad_group_input_is_one_line_and_submits_nothing(args, fragments):
@@ -220,3 +226,40 @@ def test_replicas_that_would_serve_different_models_are_refused(monkeypatch):
     finally:
         host.unregister(plugin)
     assert vlaunch("status").stdout.strip() == "no jobs"
+
+
+ROUTER_JOB = ["--set", 'replicas.router="job"', "--set",
+              "replicas.router_command=" + json.dumps([os.path.join(os.path.dirname(sys.executable), "vllm-router")])]
+
+
+def test_a_router_job_that_ends_is_submitted_again_even_after_a_failed_submission():
+    """The router as its own job (local backend): killed, it is submitted again; a submission that fails
+    (its run directory cannot be made) is noted and tried again each round until one succeeds."""
+    result = vlaunch("up", *FAKE, *ROUTER_JOB, "--replicas", "2", "--name", "relay")
+    assert result.returncode == 0, result.stderr
+    state = group("relay")
+    assert [j["name"] for j in state["router_jobs"]] == ["relay-router1"] and state["router"] is None
+    assert f"http://127.0.0.1:{state['router_port']}" == state["router_jobs"][0]["endpoint"]
+    blocker = os.path.join(os.environ["VLAUNCH_STATE_DIR"], "runs", "relay-router2")
+    with open(blocker, "w"):  # a file where the next router job's directory would go
+        pass
+    with open(os.path.join(state["router_jobs"][0]["run_dir"], "rendezvous.json")) as handle:
+        os.kill(json.load(handle)["pid"], signal.SIGKILL)
+    for _ in range(100):
+        state = group("relay")
+        if any("no router job could be submitted (tried again every round)" in e for e in state["events"]):
+            break
+        time.sleep(0.2)
+    assert state["router_port"] is None and state["serving"] == [] and state["state"] == "STARTING", state
+    os.remove(blocker)
+    for _ in range(100):
+        state = group("relay")
+        if state["serving"] and state["router_jobs"][-1]["ready_at"]:
+            break
+        time.sleep(0.2)
+    assert state["router_jobs"][-1]["name"] == "relay-router2" and sorted(state["serving"]) == ["relay-r1", "relay-r2"]
+    assert completion_status(f"http://127.0.0.1:{state['router_port']}", key("relay")) == 200
+    assert vlaunch("down", "relay").returncode == 0
+    ended = group("relay")
+    assert not processes_of(ended) and not any(job_processes(os.path.realpath(j["run_dir"]))
+                                               for j in ended["router_jobs"])

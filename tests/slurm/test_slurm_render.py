@@ -25,6 +25,13 @@ CASES = {
                      "--set", "backend.slurm.partition=gpu"],
     "balanced-4nodes": ["--profile", "balanced", "--set", "resources.nodes=4", "--set", "vllm.data_parallel_size=8",
                         "--port", "8000"],
+    # A group's router job: one node, one core, 1G, no GPU whatever the replicas ask; router_set gives it its
+    # own partition and drops what it should not inherit.
+    "turbo-router-job": ["--profile", "turbo", *OPTIONS, "--set", 'server.host="0.0.0.0"', "--set",
+                         'replicas.router="job"', "--set", "replicas.router_port=8100", "--set",
+                         'replicas.router_set=["backend.slurm.partition=\\"cpu\\"", "backend.slurm.extra_directives=[]",'
+                         ' "backend.slurm.skip_directives=[\\"constraint\\"]"]',
+                         "--router-job"],
 }
 
 
@@ -134,3 +141,8 @@ def test_multinode_needs_the_serve_command():
     result = vlaunch("render", "--backend", "slurm", "--profile", "cpu-tiny", "--model", "m",
                      "--set", "resources.nodes=2", "--set", "vllm.data_parallel_size=2")
     assert_one_line_error(result, "2 nodes need vLLM's `serve` command", "server.command")
+
+
+def test_a_router_job_is_rendered_only_for_a_profile_that_runs_its_router_as_a_job():
+    result = vlaunch("render", "--backend", "slurm", "--model", "org/model", "--profile", "turbo", "--router-job")
+    assert_one_line_error(result, "runs its router here, not as a job", 'replicas.router = "job"')

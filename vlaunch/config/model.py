@@ -176,15 +176,30 @@ class ReplicasSection(Section):
                                 " [\"slurm\", \"local\"]); empty: the backend of the command line.")
     policy: Literal[ROUTER_POLICIES] = Field("round_robin", description="How the router spreads requests"
                                              " (vllm-router's --policy).")
-    router_host: str = Field("127.0.0.1", description="Address the router binds on the machine that runs"
-                             " vlaunch. Its admin routes (add or remove a replica) take no key: widen it knowingly.")
+    router: Literal["here", "job"] = Field("here", description="Where the router runs: \"here\", on the machine"
+                                           " that runs vlaunch up, beside the group's keeper; \"job\", as its own"
+                                           " small job on the replicas' backend, next to them.")
+    router_host: str = Field("127.0.0.1", description="Address the router binds when it runs here (a router job"
+                             " binds server.host). Its admin routes (add or remove a replica) take no key: widen it"
+                             " knowingly.")
     router_port: int | Literal["auto"] = Field("auto", description="The router's port, or \"auto\".")
+    router_command: list[str] = Field(default_factory=lambda: ["vllm-router"], description="router = \"job\": the"
+                                      " router's program where the job runs (on the job's PATH, or a path).")
+    router_set: list[str] = Field(default_factory=list, description="router = \"job\": settings for the router's"
+                                  " job only, as --set takes them (e.g. [\"backend.slurm.partition=\\\"cpu\\\"\"]).")
 
     @field_validator("router_port")
     @classmethod
     def _router_port_range(cls, value):
         if value != "auto" and not 1 <= value <= 65535:
             raise ValueError("router_port must be 1-65535 or \"auto\"")
+        return value
+
+    @field_validator("router_command")
+    @classmethod
+    def _router_command_not_empty(cls, value):
+        if not value:
+            raise ValueError("router_command must name a program")
         return value
 
     @property
