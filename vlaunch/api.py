@@ -235,7 +235,7 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
         script_path = job.path("job.sh")
         transport.write_file(script_path, script, mode=0o700)
         record.native_id = prepared.host.submit(prepared.backend, job, script_path, transport)
-    except VlaunchError as exc:
+    except (VlaunchError, OSError) as exc:
         record.state, record.reason = JobState.FAILED, str(exc)
         registry.save(record)
         raise SubmitError(str(exc)) from None

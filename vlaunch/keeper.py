@@ -21,12 +21,12 @@ import time
 import urllib.parse
 
 from . import api, router
-from .errors import VlaunchError
+from .errors import SchedulerError, TransportError, VlaunchError
 from .group import GroupRecord, Groups, GroupState, Process
 from .lifecycle import Backoff
 from .plugins import get_host
 from .registry import JobRecord, Registry
-from .replicas import members, next_number, submit_replica, submit_router_job
+from .replicas import group_jobs, members, next_number, submit_replica, submit_router_job
 from .session import DOWN_CAUSE, JobSession, refresh_many
 from .transport import Transport
 
@@ -37,6 +37,11 @@ __all__ = ["Keeper", "main"]
 ROUND = (1.0, 5.0)
 #: Seconds the router has to answer its /health after it starts.
 ROUTER_START = 30.0
+#: Router jobs in a row that may fail to serve, once one has served, before the keeper gives up (the first
+#: one failing is a setting to fix: the keeper gives up at once).
+ROUTER_JOB_TRIES = 3
+#: First and longest seconds between two tries to submit a router job when the scheduler refuses it.
+ROUTER_JOB_RESUBMIT = (5.0, 60.0)
 
 
 def _say(text: str) -> None:
@@ -55,9 +60,12 @@ class Keeper:
         self.stopping = threading.Event()
         self.router: subprocess.Popen | None = None  # a router run here
         self.router_job: str | None = None  # or the router job that serves now, or is being made ready
+        self.router_session: JobSession | None = None  # that job's session (its transport, a forward)
+        self.router_served, self.router_failures = False, 0  # has one served; how many failed since
+        self.resubmit, self.next_submit = Backoff(*ROUTER_JOB_RESUBMIT), 0.0
+        self.unsubmitted = ""  # why the last router job could not be submitted, if it could not
         self.endpoint = ""  # where the router serves, once it does
         self.fault: str | None = None  # why the keeper must stop (a router job that never served)
-        self.unsubmitted = ""  # why the last router job could not be submitted, if it could not
         self.router_at = self.groups.get(name).router_at
         self.urls: dict[str, str] = {}  # replica -> the URL the router has for it
         self.readying: set[str] = set()  # replicas whose readiness a thread is waiting for
@@ -75,6 +83,14 @@ class Keeper:
                 change(group)
             group.note(text)
         return self.groups.update(self.name, apply)
+
+    def _serving(self, group: GroupRecord) -> None:
+        """Set the group's ``serving`` from what the router has now (every change to it ends with this, so
+        the last write is the truth whatever order the keeper's threads write in)."""
+        with self.lock:
+            group.serving = list(self.urls) if self.endpoint else []
+        if group.serving and not group.state.is_final:
+            group.state = GroupState.SERVING
 
     # -- the router ---------------------------------------------------------------------------------
     def _start_router(self) -> None:
@@ -100,46 +116,69 @@ class Keeper:
                             lambda g: (setattr(g, "router", process), setattr(g, "router_port", port)))
 
     def _router_serves(self, endpoint: str, said: str, change) -> None:
-        """The router answers at ``endpoint``: give it every replica that is ready."""
+        """The router answers at ``endpoint``: give it every replica that is ready (one it would not take is
+        made ready again next round)."""
+        refused = []
         with self.lock:
-            for url in self.urls.values():
-                router.add_worker(endpoint, url)
-            self.endpoint, serving = endpoint, list(self.urls)
-
-        def apply(group: GroupRecord) -> None:
-            change(group)
-            group.serving = serving
-            if serving:
-                group.state = GroupState.SERVING
-        self._note(said, apply)
+            for name, url in list(self.urls.items()):
+                try:
+                    router.add_worker(endpoint, url)
+                except router.ERRORS as exc:
+                    refused.append(f"{name} ({exc})")
+                    del self.urls[name]
+            self.endpoint = endpoint
+        self._note(said, lambda g: (change(g), self._serving(g)))
+        if refused:
+            self._note(f"the router did not take {', '.join(refused)}: made ready again next round")
 
     def _submit_router_job(self, group: GroupRecord) -> None:
         record = submit_router_job(group, self.key, self.registry)
         self.router_job, self.unsubmitted = record.name, ""
         self._note(f"router job {record.name} submitted to {record.backend} (id {record.native_id})",
-                   lambda g: g.router_jobs.append(record.name))
+                   lambda g: g.router_jobs.append(record.name) if record.name not in g.router_jobs else None)
         threading.Thread(target=self._follow_router_job, args=(record.name,), daemon=True).start()
 
     def _follow_router_job(self, name: str) -> None:
-        """Wait for router job ``name`` to answer, then make it the group's endpoint (runs in a thread); one
-        that never does stops the keeper (a router that cannot start is not submitted again and again)."""
+        """Wait for router job ``name`` to answer, then make it the group's endpoint (runs in a thread). While
+        the job cannot be observed it is waited for; one that ends or times out first did not serve."""
         try:
             record = self.registry.get(name)
-            session = JobSession(self.host, self.registry, record, self.host.transport(record.transport))
-            self.sessions.append(session)
-            url = api.wait_ready(session)
-            where = urllib.parse.urlsplit(url)
-            self._router_serves(url, f"router job {name} serving at {url} (on {session.record.node})", lambda g: (
-                setattr(g, "router_host", where.hostname), setattr(g, "router_port", where.port)))
-        except (VlaunchError, OSError) as exc:
-            said = str(exc).splitlines()[0].removesuffix("; last log lines:")
-            hint = (" (127: the shell found no such program where the job ran: put vllm-router on the job's PATH or"
-                    " set replicas.router_command)" if "status 127" in said else "")
+            if self.router_session:  # the last router job's, which did not serve
+                self.router_session.transport.close()
+            self.router_session = JobSession(self.host, self.registry, record, self.host.transport(record.transport))
+            while True:
+                try:
+                    url = api.wait_ready(self.router_session)
+                    break
+                except (TransportError, SchedulerError) as exc:  # unknown, not failed: look again
+                    _say(f"cannot see router job {name} now, looking again: {str(exc).splitlines()[0]}")
+                    if self.stopping.wait(ROUND[1]):
+                        return
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the keeper must hear of it
+            self._router_job_failed(name, exc)
+            return
+        self.router_served, self.router_failures = True, 0
+        where, node = urllib.parse.urlsplit(url), self.router_session.record.node
+        self._router_serves(url, f"router job {name} serving at {url} (on {node})", lambda g: (
+            setattr(g, "router_host", where.hostname), setattr(g, "router_port", where.port)))
+
+    def _router_job_failed(self, name: str, exc: Exception) -> None:
+        """Router job ``name`` did not serve: submit another, unless none has served yet or too many failed."""
+        said = str(exc).splitlines()[0].removesuffix("; last log lines:") if str(exc) else type(exc).__name__
+        hint = (" (127: the shell found no such program where the job ran: put vllm-router on the job's PATH or"
+                " set replicas.router_command)" if "status 127" in said else "")
+        self.router_failures += 1
+        if not self.router_served or self.router_failures >= ROUTER_JOB_TRIES:
             self.fault = f"router job {name} did not serve: {said}{hint}"
+            return
+        self._note(f"router job {name} did not serve: {said}; submitting another ({self.router_failures} failed in"
+                   f" a row; the keeper gives up at {ROUTER_JOB_TRIES})")
+        self.router_job = None  # the next round submits another
 
     def _router_job_due(self) -> bool:
-        """Submit another router job once the one that served has ended, or when submitting one failed (tried
-        again every round, each new reason noted); True if one was submitted."""
+        """Submit another router job once the one that served has ended (or one failed to serve), or when the
+        scheduler refused the last try (tried again with back-off, each new reason noted); True if one was
+        submitted."""
         if self.router_at != "job" or (self.router_job and not self.endpoint):
             return False  # the router runs here, or a router job is being made ready
         if self.router_job:
@@ -148,20 +187,27 @@ class Keeper:
                 return False
             with self.lock:
                 self.endpoint, self.router_job = "", None
+            if self.router_session:
+                self.router_session.transport.close()
             why = f"{record.state.value}{': ' + record.reason if record.reason else ''}"
 
             def gone(group: GroupRecord) -> None:
-                group.serving, group.router_port = [], None
+                self._serving(group)
+                group.router_port = None
                 if not group.state.is_final:
                     group.state = GroupState.STARTING
             self._note(f"router job {record.name} ended ({why}); submitting another (the endpoint changes)", gone)
+        if time.monotonic() < self.next_submit:
+            return False
         try:
             self._submit_router_job(self.groups.get(self.name))
         except (VlaunchError, OSError) as exc:
+            self.next_submit = time.monotonic() + self.resubmit.next()
             if str(exc) != self.unsubmitted:
                 self.unsubmitted = str(exc)
-                self._note(f"no router job could be submitted (tried again every round): {exc}")
+                self._note(f"no router job could be submitted (tried again, at most a minute apart): {exc}")
             return False
+        self.resubmit.reset()
         return True
 
     def _stop_router(self, group: GroupRecord) -> None:
@@ -173,11 +219,20 @@ class Keeper:
             except subprocess.TimeoutExpired:
                 self.router.kill()
                 self.router.wait()
-        if self.router_job and not group.stop_requested:
-            try:
-                api.down(self.router_job, self.registry)
-            except VlaunchError as exc:
-                _say(f"could not confirm router job {self.router_job} stopped: {exc}")
+        if self.router_session:
+            self.router_session.transport.close()
+
+    def _stop_jobs(self, group: GroupRecord, everyone: bool) -> None:
+        """Unless ``down`` asked (it stops every job itself): stop the router job, and with ``everyone`` (the
+        keeper gives up) every job of the group, so that nothing of it is left running unmanaged."""
+        if group.stop_requested:
+            return
+        for record in group_jobs(self.name, self.registry):
+            if (everyone or record.serves) and not record.state.is_final:
+                try:
+                    api.down(record.name, self.registry)
+                except VlaunchError as exc:
+                    _say(f"could not confirm {record.name} stopped: {exc}")
 
     # -- the replicas -------------------------------------------------------------------------------
     def _transport(self, spec: dict) -> Transport:
@@ -198,18 +253,16 @@ class Keeper:
             with self.lock:
                 if self.stopping.is_set():
                     return
-                self.urls[name] = url
                 if self.endpoint:
                     router.add_worker(self.endpoint, url)
+                self.urls[name] = url  # only once the router has it: else the next round tries again
                 joined = bool(self.endpoint)
             if not joined:
                 self._note(f"{name} is ready at {url}; it joins the router once the router serves")
                 return
-            self._note(f"{name} is ready at {url}; the router sends to it",
-                       lambda g: (g.serving.append(name) if name not in g.serving else None,
-                                  setattr(g, "state", GroupState.SERVING)))
-        except (VlaunchError, OSError) as exc:
-            self._note(f"{name} did not become ready: {str(exc).splitlines()[0]}")
+            self._note(f"{name} is ready at {url}; the router sends to it", self._serving)
+        except (VlaunchError, *router.ERRORS) as exc:
+            self._note(f"{name} did not become ready: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         finally:
             self.readying.discard(name)
 
@@ -246,11 +299,12 @@ class Keeper:
                 with self.lock:
                     url = self.urls.pop(record.name, None)
                     if url and self.endpoint:
-                        router.remove_worker(self.endpoint, url)
+                        try:
+                            router.remove_worker(self.endpoint, url)
+                        except router.ERRORS:  # its own health checks take a dead replica out anyway
+                            pass
                 if url:
-                    name = record.name
-                    self._note(f"{name} taken out of the router",
-                               lambda g, name=name: g.serving.remove(name) if name in g.serving else None)
+                    self._note(f"{record.name} taken out of the router", self._serving)
                 self.handled.add(record.name)
                 self._replace(self.groups.get(self.name), record)
             elif record.name not in self.urls and record.name not in self.readying:
@@ -275,8 +329,8 @@ class Keeper:
                 strangers = [url for url in listed if url not in self.urls.values()]
                 for url in strangers:
                     router.remove_worker(self.endpoint, url)
-        except (OSError, ValueError):  # the router is not answering: the next round starts it again
-            return False
+        except router.ERRORS:  # not answering: a router run here is started again if it ended; a router job
+            return False  # is submitted again once its job has ended
         for url in strangers:
             self._note(f"{url} was in the router, not given by vlaunch: taken out")
         return bool(strangers)
@@ -312,13 +366,15 @@ class Keeper:
                 if self._settle(self.groups.get(self.name)):
                     break
                 self.stopping.wait(gaps.next())
-        except Exception as exc:  # noqa: BLE001 - the group's record and log say why; down still stops everything
-            why = f"{type(exc).__name__}: {exc}"
-            self._note(f"the keeper stops: {why}", lambda g: setattr(g, "reason", why))
+        except Exception as exc:  # noqa: BLE001 - the group's record and log say why
+            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, VlaunchError) else str(exc)
+            self._note(f"the keeper stops: {why}; it stops every job of the group",
+                       lambda g: (setattr(g, "reason", why), setattr(g, "state", GroupState.FAILED)))
             status = 1
         finally:
             self.stopping.set()
             self._stop_router(self.groups.get(self.name))
+            self._stop_jobs(self.groups.get(self.name), everyone=bool(status))
             for session in self.sessions:
                 session.transport.close()
             for transport in self.transports.values():

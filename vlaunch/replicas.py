@@ -28,6 +28,7 @@ from .errors import CancelError, ConfigError, Interrupted, NotReady, ServerDied,
 from .group import GroupRecord, Groups, GroupState, Process, replica_name, router_job_name
 from .paths import state_dir
 from .registry import JobRecord, Registry
+from .states import JobState
 
 __all__ = ["up_group", "down_group", "group_status", "group_log", "submit_replica", "submit_router_job",
            "render_router_job", "members", "group_jobs", "next_number", "ROUTER_JOB_SETTINGS"]
@@ -86,12 +87,15 @@ def submit_replica(group: GroupRecord, number: int, key: str, registry: Registry
 def submit_router_job(group: GroupRecord, key: str, registry: Registry) -> JobRecord:
     """Submit the group's next router job (``replicas.router = "job"``) on the replicas' backend, without
     waiting."""
-    number = 1 + sum(1 for r in group_jobs(group.name, registry) if r.serves)  # failed submissions count too
+    tries = [r for r in group_jobs(group.name, registry) if r.serves]
+    refused = [r for r in tries if r.state is JobState.FAILED and not r.native_id]
+    for record in refused:  # tries the scheduler refused: the next try takes the place of the last one
+        registry.remove(record.name)
     overrides, via, _ = _launch(group)
     router_overrides, program = _router_job(group.profile, group.backends[0], overrides)
-    return api.up(group.profile, group.backends[0], router_overrides, name=router_job_name(group.name, number),
-                  via=via, wait=False, check_flags=False, check_model=False, registry=registry,
-                  group=(group.name, key), program=program)
+    return api.up(group.profile, group.backends[0], router_overrides, via=via, wait=False, check_flags=False,
+                  name=router_job_name(group.name, 1 + len(tries) - len(refused)), check_model=False,
+                  registry=registry, group=(group.name, key), program=program)
 
 
 def render_router_job(profile: str, backend: str, overrides: api.Overrides | None = None, name: str | None = None,
@@ -160,7 +164,7 @@ def up_group(profile: str, backend: str = "local", overrides: api.Overrides | No
     if check_flags:
         api.check_vllm_flags(plans[0])
     groups, registry = groups or Groups(), registry or Registry()
-    name = _free_name(name or groups.new_name(api.name_prefix(profile)[:48]), groups, registry)
+    name = _free_name(name or groups.new_name(api.name_prefix(profile)[:47]), groups, registry)
     key = apikey.new_key()
     group = GroupRecord(name=name, profile=plans[0].resolved.name, model=plans[0].profile.server.name_for_clients,
                         backends=[p.backend.name for p in plans], count=settings.count, keep=settings.keep,
@@ -234,6 +238,8 @@ def _wait(name: str, timeout: float | None, groups: Groups, registry: Registry, 
         if len(group.serving) >= group.count or (group.serving and not starting):
             return group
         why = f" ({group.reason})" if group.reason else ""
+        if group.state is GroupState.FAILED and group.reason:
+            raise ServerDied(f"group {name} failed: {group.reason}")
         if group.state.is_final or not (starting or group.replaced < group.keep):
             raise ServerDied(f"no replica of group {name} became ready{why}")
         if not (group.keeper and group.keeper.alive()):

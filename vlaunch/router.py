@@ -11,6 +11,7 @@ no key, so it binds loopback unless told otherwise.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
@@ -20,9 +21,12 @@ import urllib.parse
 from .errors import ConfigError
 from .probes import request
 
-__all__ = ["PROGRAM", "program", "options", "argv", "free_port", "add_worker", "remove_worker", "workers", "healthy"]
+__all__ = ["PROGRAM", "ERRORS", "program", "options", "argv", "free_port", "add_worker", "remove_worker", "workers",
+           "healthy"]
 
 PROGRAM = "vllm-router"
+#: What a call to the router's admin routes raises when the router does not answer as it should.
+ERRORS = (OSError, ValueError, http.client.HTTPException)
 #: Seconds between the router's own health checks of each replica, and failed checks before it stops
 #: sending to one (retries on another replica cover the seconds in between).
 HEALTH_INTERVAL, HEALTH_FAILURES = 2, 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -185,7 +186,8 @@ def test_a_router_that_cannot_start_fails_up_in_one_line_and_leaves_nothing():
         result = vlaunch("up", *FAKE, "--replicas", "2", "--name", "noport", "--set", f"replicas.router_port={port}")
     assert_one_line_error(result, f"vLLM's router did not start on 127.0.0.1:{port}", "group noport was stopped")
     state = group("noport")
-    assert state["state"] == "ENDED" and {r["state"] for r in state["replicas"]} == {"CANCELLED"}, state
+    assert state["state"] == "FAILED" and f"did not start on 127.0.0.1:{port}" in state["reason"], state
+    assert {r["state"] for r in state["replicas"]} == {"CANCELLED"}, state
     assert not processes_of(state)
 
 
@@ -228,38 +230,68 @@ def test_replicas_that_would_serve_different_models_are_refused(monkeypatch):
     assert vlaunch("status").stdout.strip() == "no jobs"
 
 
-ROUTER_JOB = ["--set", 'replicas.router="job"', "--set",
-              "replicas.router_command=" + json.dumps([os.path.join(os.path.dirname(sys.executable), "vllm-router")])]
+ROUTER = os.path.join(os.path.dirname(sys.executable), "vllm-router")
+ROUTER_JOB = ["--set", 'replicas.router="job"', "--set", "replicas.router_command=" + json.dumps([ROUTER])]
 
 
 def test_a_router_job_that_ends_is_submitted_again_even_after_a_failed_submission():
     """The router as its own job (local backend): killed, it is submitted again; a submission that fails
-    (its run directory cannot be made) is noted and tried again each round until one succeeds."""
+    (its script cannot be written) is noted and tried again until one succeeds, under the same name."""
     result = vlaunch("up", *FAKE, *ROUTER_JOB, "--replicas", "2", "--name", "relay")
     assert result.returncode == 0, result.stderr
     state = group("relay")
     assert [j["name"] for j in state["router_jobs"]] == ["relay-router1"] and state["router"] is None
     assert f"http://127.0.0.1:{state['router_port']}" == state["router_jobs"][0]["endpoint"]
-    blocker = os.path.join(os.environ["VLAUNCH_STATE_DIR"], "runs", "relay-router2")
-    with open(blocker, "w"):  # a file where the next router job's directory would go
-        pass
+    blocker = os.path.join(os.environ["VLAUNCH_STATE_DIR"], "runs", "relay-router2", "job.sh")
+    os.makedirs(blocker)  # a directory where the next router job's script would go
     with open(os.path.join(state["router_jobs"][0]["run_dir"], "rendezvous.json")) as handle:
         os.kill(json.load(handle)["pid"], signal.SIGKILL)
     for _ in range(100):
         state = group("relay")
-        if any("no router job could be submitted (tried again every round)" in e for e in state["events"]):
+        if any("no router job could be submitted (tried again, at most a minute apart)" in e for e in state["events"]):
             break
         time.sleep(0.2)
     assert state["router_port"] is None and state["serving"] == [] and state["state"] == "STARTING", state
-    os.remove(blocker)
-    for _ in range(100):
+    refused = state["router_jobs"][1]
+    assert (refused["name"], refused["state"], refused["native_id"]) == ("relay-router2", "FAILED", None), refused
+    os.rmdir(blocker)
+    for _ in range(150):  # the first try again comes 5 s after the refusal
         state = group("relay")
         if state["serving"] and state["router_jobs"][-1]["ready_at"]:
             break
         time.sleep(0.2)
-    assert state["router_jobs"][-1]["name"] == "relay-router2" and sorted(state["serving"]) == ["relay-r1", "relay-r2"]
+    assert [j["name"] for j in state["router_jobs"]] == ["relay-router1", "relay-router2"], state["router_jobs"]
+    assert sorted(state["serving"]) == ["relay-r1", "relay-r2"], state
     assert completion_status(f"http://127.0.0.1:{state['router_port']}", key("relay")) == 200
     assert vlaunch("down", "relay").returncode == 0
     ended = group("relay")
     assert not processes_of(ended) and not any(job_processes(os.path.realpath(j["run_dir"]))
                                                for j in ended["router_jobs"])
+
+
+def test_router_jobs_that_keep_failing_after_one_served_end_the_group_and_leave_nothing(tmp_path):
+    """Once a router job has served, one that does not is followed by another; after three in a row the
+    keeper gives up: the group is FAILED and every job of it is stopped, though `up` returned long ago."""
+    broken = tmp_path / "broken"
+    wrapper = ["bash", "-c", f'[ -e {shlex.quote(str(broken))} ] && exit 3; exec "$0" "$@"', ROUTER]
+    result = vlaunch("up", *FAKE, "--set", 'replicas.router="job"', "--set", "replicas.router_command="
+                     + json.dumps(wrapper), "--replicas", "2", "--name", "flaky")
+    assert result.returncode == 0, result.stderr
+    first = group("flaky")["router_jobs"][0]
+    broken.touch()  # every router job from now on exits 3 at once
+    with open(os.path.join(first["run_dir"], "rendezvous.json")) as handle:
+        os.kill(json.load(handle)["pid"], signal.SIGKILL)
+    for _ in range(300):
+        state = group("flaky")
+        if state["state"] == "FAILED" and not Process.model_validate(state["keeper"]).alive():
+            break
+        time.sleep(0.2)
+    assert state["state"] == "FAILED", state["events"]
+    assert "router job flaky-router4 did not serve: server ended before it was ready (server exited with status 3" \
+        in state["reason"], state["reason"]
+    events = "\n".join(state["events"])
+    assert "flaky-router2 did not serve" in events and "submitting another (1 failed in a row" in events, events
+    assert "flaky-router3 did not serve" in events and "submitting another (2 failed in a row" in events, events
+    assert {r["state"] for r in state["replicas"] + state["router_jobs"]} <= {"CANCELLED", "FAILED"}, state
+    assert not processes_of(state)
+    assert not any(job_processes(os.path.realpath(j["run_dir"])) for j in state["router_jobs"])
