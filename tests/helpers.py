@@ -85,6 +85,12 @@ def completion_status(url: str, api_key: str | None, max_tokens: int = 1, timeou
         return exc.code
 
 
+def group_key(name: str, env: dict | None = None) -> str:
+    """The API key of replica group ``name`` (its clients' key), from the state directory of ``env``."""
+    with open(os.path.join((env or os.environ)["VLAUNCH_STATE_DIR"], "groups", f"{name}.key")) as handle:
+        return handle.read().strip()
+
+
 def answered(record: dict) -> float:
     """Requests a job's server has finished, from its own /metrics (every finished_reason summed)."""
     import urllib.request

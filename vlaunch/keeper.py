@@ -173,6 +173,10 @@ class Keeper:
             return
         self._note(f"router job {name} did not serve: {said}; submitting another ({self.router_failures} failed in"
                    f" a row; the keeper gives up at {ROUTER_JOB_TRIES})")
+        try:  # readiness cancelled it if it ended or timed out; whatever else happened, it must not stay
+            api.down(name, self.registry)
+        except VlaunchError as stop:
+            _say(f"could not confirm router job {name} stopped: {stop}")
         self.router_job = None  # the next round submits another
 
     def _router_job_due(self) -> bool:
@@ -210,8 +214,8 @@ class Keeper:
         self.resubmit.reset()
         return True
 
-    def _stop_router(self, group: GroupRecord) -> None:
-        """Stop a router run here; a router job too, unless ``down`` (which stops every job) asked."""
+    def _stop_router(self) -> None:
+        """Stop a router run here; let go of a router job's session (the job itself: :meth:`_stop_jobs`)."""
         if self.router and self.router.poll() is None:
             self.router.terminate()
             try:
@@ -373,7 +377,7 @@ class Keeper:
             status = 1
         finally:
             self.stopping.set()
-            self._stop_router(self.groups.get(self.name))
+            self._stop_router()
             self._stop_jobs(self.groups.get(self.name), everyone=bool(status))
             for session in self.sessions:
                 session.transport.close()

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from helpers import (answered, assert_one_line_error, completion_status, fake_command, job_processes,
+from helpers import (answered, assert_one_line_error, completion_status, fake_command, group_key, job_processes,
                      steady_clients, vlaunch)
 
 from vlaunch import router
@@ -25,11 +25,6 @@ FAKE = ["--profile", "cpu-tiny", "--model", "fake-model", "--set", fake_command(
 
 def group(name: str) -> dict:
     return json.loads(vlaunch("status", "--json", name).stdout)[0]
-
-
-def key(name: str) -> str:
-    with open(os.path.join(os.environ["VLAUNCH_STATE_DIR"], "groups", f"{name}.key")) as handle:
-        return handle.read().strip()
 
 
 def processes_of(state: dict) -> list:
@@ -48,13 +43,13 @@ def test_every_replica_serves_through_one_endpoint_guarded_by_the_group_key():
     assert [r["name"] for r in replicas] == ["trio-r1", "trio-r2", "trio-r3"]
     assert all(r["group"] == "trio" and r["state"] == "RUNNING" for r in replicas)
     before = {r["name"]: answered(r) for r in replicas}
-    assert all(completion_status(url, key("trio")) == 200 for _ in range(30))
+    assert all(completion_status(url, group_key("trio")) == 200 for _ in range(30))
     after = {r["name"]: answered(r) for r in replicas}
     assert all(after[n] - before[n] >= 5 for n in after), (before, after)  # round robin: every replica, about evenly
     assert completion_status(url, None) == 401 and completion_status(url, "not-the-key") == 401
     with open(os.path.join(os.environ["VLAUNCH_STATE_DIR"], "jobs", "trio-r1.key")) as handle:
         replica_key = handle.read().strip()
-    assert replica_key != key("trio")  # each replica keeps its own key; clients get the group's
+    assert replica_key != group_key("trio")  # each replica keeps its own key; clients get the group's
     assert f'OPENAI_BASE_URL={url}/v1' in vlaunch("env", "trio").stdout
     watched = vlaunch("watch", "trio", "--once", "--json", "--interval", "0.5")
     assert watched.returncode == 0, watched.stderr
@@ -79,7 +74,7 @@ def test_a_killed_replica_is_taken_out_without_a_failed_request_and_replaced():
     result = vlaunch("up", *FAKE, "--replicas", "2", "--keep", "1", "--name", "duo")
     assert result.returncode == 0, result.stderr
     state = group("duo")
-    url, api_key = f"http://127.0.0.1:{state['router_port']}", key("duo")
+    url, api_key = f"http://127.0.0.1:{state['router_port']}", group_key("duo")
     with steady_clients(url, api_key, 2, join=60) as (sent, failures):
         time.sleep(1)
         with open(os.path.join(state["replicas"][0]["run_dir"], "rendezvous.json")) as handle:
@@ -131,7 +126,7 @@ def test_a_replica_that_never_becomes_ready_is_reported_and_the_others_serve():
     state = group("half")
     assert state["serving"] == ["half-r1"] and state["state"] == "SERVING"
     assert {r["name"]: r["state"] for r in state["replicas"]} == {"half-r1": "RUNNING", "half-r2": "CANCELLED"}
-    assert completion_status(f"http://127.0.0.1:{state['router_port']}", key("half")) == 200
+    assert completion_status(f"http://127.0.0.1:{state['router_port']}", group_key("half")) == 200
     assert vlaunch("down", "half").returncode == 0
     assert not processes_of(group("half"))
 
@@ -147,7 +142,7 @@ def test_a_dead_keeper_still_lets_down_stop_the_router_and_every_replica():
         time.sleep(0.1)
     assert shown.returncode == 1 and "its keeper" in shown.stderr and "is gone" in shown.stderr, shown.stderr
     router = f"http://127.0.0.1:{state['router_port']}"
-    assert completion_status(router, key("orphan")) == 200  # the router still serves
+    assert completion_status(router, group_key("orphan")) == 200  # the router still serves
     assert vlaunch("down", "orphan").returncode == 0
     assert not processes_of(group("orphan"))
 
@@ -262,7 +257,7 @@ def test_a_router_job_that_ends_is_submitted_again_even_after_a_failed_submissio
         time.sleep(0.2)
     assert [j["name"] for j in state["router_jobs"]] == ["relay-router1", "relay-router2"], state["router_jobs"]
     assert sorted(state["serving"]) == ["relay-r1", "relay-r2"], state
-    assert completion_status(f"http://127.0.0.1:{state['router_port']}", key("relay")) == 200
+    assert completion_status(f"http://127.0.0.1:{state['router_port']}", group_key("relay")) == 200
     assert vlaunch("down", "relay").returncode == 0
     ended = group("relay")
     assert not processes_of(ended) and not any(job_processes(os.path.realpath(j["run_dir"]))

@@ -11,7 +11,7 @@ import signal
 import time
 
 import pytest
-from helpers import answered, completion_status, job_processes, steady_clients, vlaunch
+from helpers import answered, completion_status, group_key, job_processes, steady_clients, vlaunch
 from rig_hosts import host_of, require_hosts
 from slurm_support import squeue, state_env
 
@@ -51,10 +51,7 @@ def group(env, tiny_model):
     result = vlaunch("up", *GROUP, "--model", tiny_model, "--name", "real", env=env, timeout=1200)
     assert result.returncode == 0, result.stderr
     print(f"3 real replicas (2 slurm hosts + local) behind the router: ready in {time.monotonic() - started:.1f} s")
-    state = status(env)
-    with open(os.path.join(env["VLAUNCH_STATE_DIR"], "groups", "real.key")) as handle:
-        state["key"] = handle.read().strip()
-    yield state
+    yield {**status(env), "key": group_key("real", env)}
     vlaunch("down", "real", env=env)
 
 

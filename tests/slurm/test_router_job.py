@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from helpers import (answered, assert_one_line_error, completion_status, fake_command, job_processes,
+from helpers import (answered, assert_one_line_error, completion_status, fake_command, group_key, job_processes,
                      steady_clients, vlaunch)
 from rig_hosts import host_of, require_hosts
 from slurm_support import squeue, state_env
@@ -61,10 +61,7 @@ def wait_for(env, done, seconds: float = 120) -> dict:
 def group(env):
     result = vlaunch("up", *GROUP, "--replicas", "2", "--keep", "1", "--name", "hop", env=env)
     assert result.returncode == 0, result.stderr
-    state = status(env)
-    with open(os.path.join(env["VLAUNCH_STATE_DIR"], "groups", "hop.key")) as handle:
-        state["key"] = handle.read().strip()
-    yield state
+    yield {**status(env), "key": group_key("hop", env)}
     vlaunch("down", "hop", env=env)
 
 

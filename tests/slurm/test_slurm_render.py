@@ -29,8 +29,8 @@ CASES = {
     # own partition and drops what it should not inherit.
     "turbo-router-job": ["--profile", "turbo", *OPTIONS, "--set", 'server.host="0.0.0.0"', "--set",
                          'replicas.router="job"', "--set", "replicas.router_port=8100", "--set",
-                         'replicas.router_set=["backend.slurm.partition=\\"cpu\\"", "backend.slurm.extra_directives=[]",'
-                         ' "backend.slurm.skip_directives=[\\"constraint\\"]"]',
+                         'replicas.router_set=["backend.slurm.partition=\\"cpu\\"",'
+                         ' "backend.slurm.extra_directives=[]", "backend.slurm.skip_directives=[\\"constraint\\"]"]',
                          "--router-job"],
 }
 
