@@ -44,6 +44,11 @@ ROUTER_JOB_TRIES = 3
 ROUTER_JOB_RESUBMIT = (5.0, 60.0)
 
 
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (its type's name when it has no text), for events."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _say(text: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} keeper: {text}", flush=True)
 
@@ -151,7 +156,7 @@ class Keeper:
                     url = api.wait_ready(self.router_session)
                     break
                 except (TransportError, SchedulerError) as exc:  # unknown, not failed: look again
-                    _say(f"cannot see router job {name} now, looking again: {str(exc).splitlines()[0]}")
+                    _say(f"cannot see router job {name} now, looking again: {_first_line(exc)}")
                     if self.stopping.wait(ROUND[1]):
                         return
         except Exception as exc:  # noqa: BLE001 - whatever it was, the keeper must hear of it
@@ -164,7 +169,7 @@ class Keeper:
 
     def _router_job_failed(self, name: str, exc: Exception) -> None:
         """Router job ``name`` did not serve: submit another, unless none has served yet or too many failed."""
-        said = str(exc).splitlines()[0].removesuffix("; last log lines:") if str(exc) else type(exc).__name__
+        said = _first_line(exc).removesuffix("; last log lines:")
         hint = (" (127: the shell found no such program where the job ran: put vllm-router on the job's PATH or"
                 " set replicas.router_command)" if "status 127" in said else "")
         self.router_failures += 1
@@ -266,7 +271,7 @@ class Keeper:
                 return
             self._note(f"{name} is ready at {url}; the router sends to it", self._serving)
         except (VlaunchError, *router.ERRORS) as exc:
-            self._note(f"{name} did not become ready: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            self._note(f"{name} did not become ready: {_first_line(exc)}")
         finally:
             self.readying.discard(name)
 

@@ -28,6 +28,7 @@ from .errors import CancelError, ConfigError, Interrupted, NotReady, ServerDied,
 from .group import GroupRecord, Groups, GroupState, Process, replica_name, router_job_name
 from .paths import state_dir
 from .registry import JobRecord, Registry
+from .session import LOOPBACK
 from .states import JobState
 
 __all__ = ["up_group", "down_group", "group_status", "group_log", "submit_replica", "submit_router_job",
@@ -64,7 +65,7 @@ def _check_router_job(plans: dict[str, api.Prepared]) -> None:
         raise ConfigError(f"replicas.router = \"job\" runs the router next to the replicas, on their backend: they"
                           f" must all go to one backend (not {', '.join(plans)}); or run the router here")
     plan = next(iter(plans.values()))
-    if not isinstance(plan.backend, ProcessBackend) and plan.profile.server.host in ("127.0.0.1", "localhost", "::1"):
+    if not isinstance(plan.backend, ProcessBackend) and plan.profile.server.host in LOOPBACK:
         raise ConfigError(f"replicas.router = \"job\": the router's job reaches the replicas from another node, but"
                           f" they bind {plan.profile.server.host}: set server.host = \"0.0.0.0\"")
 

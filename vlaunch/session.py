@@ -17,12 +17,13 @@ from .registry import JobRecord, Registry
 from .states import JobStatus
 from .transport import Transport
 
-__all__ = ["JobSession", "connect_host", "refresh_many", "DOWN_CAUSE"]
+__all__ = ["JobSession", "connect_host", "refresh_many", "DOWN_CAUSE", "LOOPBACK"]
 
 #: Why a job was cancelled when a user asked (``vlaunch down``): a replica stopped so is not replaced.
 DOWN_CAUSE = "cancelled by vlaunch down"
 _ANY_ADDRESS = {"0.0.0.0", "::", "", "*"}
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+#: Addresses only the machine itself reaches.
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def connect_host(bind_host: str, node: str) -> str:
@@ -79,7 +80,7 @@ class JobSession:
 
     def _check_reachable(self) -> None:
         """A server bound to loopback on another node than the transport's machine can never answer."""
-        if self.record.host not in _LOOPBACK:
+        if self.record.host not in LOOPBACK:
             return
         here = self.transport.run(["hostname"]).stdout.strip()
         if here and here.split(".")[0] != self.record.node.split(".")[0]:
