@@ -118,8 +118,9 @@ UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so whe
 #: must still say so. ``vlaunch_guard`` runs beside the server and does the same when the script itself
 #: is killed (SIGKILL cannot be trapped), then writes the exit marker the script could not. It also
 #: ends the server when a process vLLM named (``VLLM::EngineCore``, ``VLLM::APIServer_N``: children of
-#: the server, listed every 0.5 s for 10 s and every 5 s after, looked at every 0.5 s) has ended though no stop was asked for: vLLM
-#: then only shuts down, which takes seconds of interpreter teardown on a busy machine, and the
+#: the server, looked for every 0.5 s for 10 s and every 5 s after, each looked at every 0.5 s once found:
+#: the list only grows, so one that dies while the guard looks for new ones is not missed) has ended
+#: though no stop was asked for: vLLM then only shuts down, which takes seconds of interpreter teardown on a busy machine, and the
 #: ``LOST_MARKER`` it leaves names the process for the exit marker. The group is read from /proc with
 #: shell builtins only, so neither forks anything that would count as a member.
 OWN_GROUP = r"""vlaunch_others() {
@@ -150,13 +151,13 @@ vlaunch_end_group() {
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
 vlaunch_vital() {
-  VLAUNCH_VITAL=${VLAUNCH_FOLLOWERS:-}
   for d in /proc/[0-9]*; do
+    case " ${VLAUNCH_VITAL:-} " in *" ${d#/proc/}:"*) continue ;; esac
     read -r s 2>/dev/null <"$d/stat" || continue
     set -- ${s##*) }
     [ "$2" = "$VLAUNCH_PID" ] && [ "$1" != Z ] || continue
     read -r -d '' t 2>/dev/null <"$d/cmdline"
-    t=${t%% *}; case "$t" in VLLM::*) VLAUNCH_VITAL="$VLAUNCH_VITAL ${d#/proc/}:${t#VLLM::}" ;; esac
+    t=${t%% *}; case "$t" in VLLM::*) VLAUNCH_VITAL="${VLAUNCH_VITAL:-} ${d#/proc/}:${t#VLLM::}" ;; esac
   done
 }
 vlaunch_lost() {

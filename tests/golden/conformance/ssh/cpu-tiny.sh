@@ -39,13 +39,13 @@ vlaunch_end_group() {
   for ((i = 0; i < 10; i++)); do vlaunch_others || return 0; sleep 0.2; done
 }
 vlaunch_vital() {
-  VLAUNCH_VITAL=${VLAUNCH_FOLLOWERS:-}
   for d in /proc/[0-9]*; do
+    case " ${VLAUNCH_VITAL:-} " in *" ${d#/proc/}:"*) continue ;; esac
     read -r s 2>/dev/null <"$d/stat" || continue
     set -- ${s##*) }
     [ "$2" = "$VLAUNCH_PID" ] && [ "$1" != Z ] || continue
     read -r -d '' t 2>/dev/null <"$d/cmdline"
-    t=${t%% *}; case "$t" in VLLM::*) VLAUNCH_VITAL="$VLAUNCH_VITAL ${d#/proc/}:${t#VLLM::}" ;; esac
+    t=${t%% *}; case "$t" in VLLM::*) VLAUNCH_VITAL="${VLAUNCH_VITAL:-} ${d#/proc/}:${t#VLLM::}" ;; esac
   done
 }
 vlaunch_lost() {
