@@ -120,8 +120,8 @@ UNASKED = "the server stopped by itself with status 0, unasked (vLLM does so whe
 #: ends the server when a process vLLM named (``VLLM::EngineCore``, ``VLLM::APIServer_N``: children of
 #: the server, looked for every 0.5 s for 10 s and every 5 s after, each looked at every 0.5 s once found:
 #: the list only grows, so one that dies while the guard looks for new ones is not missed) has ended
-#: though no stop was asked for: vLLM then only shuts down, which takes seconds of interpreter teardown on a busy machine, and the
-#: ``LOST_MARKER`` it leaves names the process for the exit marker. The group is read from /proc with
+#: though no stop was asked for: vLLM then only shuts down, which takes seconds of interpreter teardown
+#: on a busy machine, and the ``LOST_MARKER`` it leaves names the process for the exit marker. The group is read from /proc with
 #: shell builtins only, so neither forks anything that would count as a member.
 OWN_GROUP = r"""vlaunch_others() {
   VLAUNCH_OTHERS=""
