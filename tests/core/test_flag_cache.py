@@ -11,14 +11,31 @@ import pytest
 
 from helpers import assert_one_line_error, vlaunch
 
-CHECK = ("import sys; from vlaunch.errors import ConfigError; from vlaunch.vllm_args import check_flags\n"
-         "try:\n    check_flags('m', sys.argv[1:])\nexcept ConfigError as exc:\n    print('refused:', exc)\n"
-         "print('vllm imported:', 'vllm' in sys.modules)\n")
+#: Runs check_flags on each flag list given (JSON) in one process and prints, for each, whether vLLM's parser
+#: was built for it ("asked") or the cache decided ("cache"), and the refusal if any; then whether vLLM was
+#: imported at all. One process: each start of vLLM's parser in a new process is an import of 11-16 s.
+CHECK = """import json, sys
+from vlaunch import vllm_args
+from vlaunch.errors import ConfigError
+built = []
+parser = vllm_args._parser
+vllm_args._parser = lambda: built.append(1) or parser()
+for flags in json.loads(sys.argv[1]):
+    before = len(built)
+    try:
+        vllm_args.check_flags('m', flags)
+        refusal = ''
+    except ConfigError as exc:
+        refusal = ' refused: ' + str(exc)
+    print(('asked' if len(built) > before else 'cache') + refusal)
+print('vllm imported:', 'vllm' in sys.modules)
+"""
 
 
-def check(*flags: str, env: dict) -> list[str]:
-    result = subprocess.run([sys.executable, "-c", CHECK, *flags], capture_output=True, text=True, env=env,
-                            timeout=300)
+def check(*flag_lists: list[str], env: dict) -> list[str]:
+    """What :data:`CHECK` prints for ``flag_lists`` checked in turn by one new process."""
+    result = subprocess.run([sys.executable, "-c", CHECK, json.dumps(flag_lists)], capture_output=True, text=True,
+                            env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -36,22 +53,23 @@ def test_the_first_check_asks_vllm_and_caches_what_its_parser_defines(cache_env)
 
     good = ["--data-parallel-size", "4", "--max-num-seqs", "512", "--enforce-eager", "--dtype", "bfloat16",
             "--gpu-memory-utilization", "0.95", "--served-model-name", "a", "b"]
-    assert check(*good, env=cache_env) == ["vllm imported: True"]
+    seen = check(good, good,
+                 ["--max-num-seqs", "many"],  # the cache never refuses: vLLM does, in its words
+                 ["--max-num-sequences", "8"],
+                 ["--max-num-seq", "8"],  # argparse takes the prefix: ask
+                 ["--dtype", "float64"],
+                 ["--max-num-seqs", "1"],
+                 ["--max-num-batched-tokens", "8k"],  # a human-readable int: only vLLM reads it
+                 env=cache_env)
+    assert seen[:2] == ["asked", "cache"] and seen[-1] == "vllm imported: True", seen
+    assert seen[2].startswith("asked refused: vLLM rejects the flags: ") and "many" in seen[2]
+    assert seen[3].startswith("asked refused: vLLM does not know --max-num-sequences 8")
+    assert seen[4] == "asked"
+    assert seen[5].startswith("asked refused: vLLM rejects the flags: ")
+    assert seen[6:8] == ["cache", "asked"]
     options = json.loads(cache_file().read_text())
     assert options["--max-num-seqs"] == {"nargs": None, "kind": "int", "choices": None}
-    assert check(*good, env=cache_env) == ["vllm imported: False"]  # decided from the cache
-    refused = check("--max-num-seqs", "many", env=cache_env)  # the cache never refuses: vLLM does, in its words
-    assert refused[0].startswith("refused: vLLM rejects the flags: ") and "many" in refused[0]
-    assert refused[1] == "vllm imported: True"
-    unknown = check("--max-num-sequences", "8", env=cache_env)
-    assert unknown[0].startswith("refused: vLLM does not know --max-num-sequences 8")
-    assert check("--max-num-seq", "8", env=cache_env)[-1] == "vllm imported: True"  # argparse takes the prefix; ask
-    assert check("--dtype", "float64", env=cache_env)[0].startswith("refused: vLLM rejects the flags: ")
-
-
-def test_a_value_only_vllm_can_read_is_asked_of_vllm(cache_env):
-    check("--max-num-seqs", "1", env=cache_env)
-    assert check("--max-num-batched-tokens", "8k", env=cache_env) == ["vllm imported: True"]  # human-readable int
+    assert check(good, env=cache_env) == ["cache", "vllm imported: False"]  # a new process: nothing of vLLM
 
 
 def test_up_refuses_a_bad_flag_before_submitting(isolated, cache_env):

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from chaos import kill_and_check
-from helpers import BIN, assert_one_line_error, job_processes, live_group_members, vlaunch
+from helpers import BIN, ENGINE_RUNS_MODEL, assert_one_line_error, job_processes, live_group_members, vlaunch
 
 pytestmark = pytest.mark.vllm
 
@@ -39,7 +39,7 @@ def job(env, tiny_model, tmp_path_factory):
     """`vlaunch up` of cpu-tiny with two API servers, flags checked by the vLLM installed here; brought
     down at the end."""
     result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "real", "--json",
-                     *serve_form(tmp_path_factory.mktemp("serve-form")), env=env, timeout=900)
+                     *serve_form(tmp_path_factory.mktemp("serve-form")), *ENGINE_RUNS_MODEL, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     yield record

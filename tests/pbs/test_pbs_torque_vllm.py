@@ -15,7 +15,7 @@ import pytest
 from pbs_support import require_pbs_rig
 
 from chaos import kill_and_check
-from helpers import BIN, vlaunch
+from helpers import BIN, ENGINE_RUNS_MODEL, vlaunch
 
 pytestmark = pytest.mark.vllm
 
@@ -34,7 +34,7 @@ def job(env, tiny_model):
     started = time.monotonic()
     result = vlaunch("up", "-p", "cpu-tiny", "-b", "pbs", "--model", tiny_model, "--name", "pbsreal",
                      "--set", "backend.pbs.dialect=torque", "--set", "server.host=0.0.0.0",
-                     "--set", f"environment.setup={setup}", "--json", env=env, timeout=900)
+                     "--set", f"environment.setup={setup}", *ENGINE_RUNS_MODEL, "--json", env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     record["seconds_to_ready"] = time.monotonic() - started
@@ -104,6 +104,7 @@ def test_kill_9_of_the_api_server_fails_the_job_and_leaves_nothing(env, tiny_mod
     """The chaos suite's real-vLLM case here (each backend's real-vLLM module kills another role)."""
     setup = json.dumps([f"export PATH={shlex.quote(str(BIN))}:\"$PATH\""])
     result = vlaunch("up", "-p", "cpu-tiny", "-b", "pbs", "--model", tiny_model, "--name", "pbschaos",
-                     "--set", "backend.pbs.dialect=torque", "--set", f"environment.setup={setup}", env=env, timeout=900)
+                     "--set", "backend.pbs.dialect=torque", "--set", f"environment.setup={setup}", *ENGINE_RUNS_MODEL,
+                     env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     kill_and_check("pbschaos", "server", env)

@@ -11,7 +11,7 @@ import signal
 import time
 
 import pytest
-from helpers import answered, completion_status, group_key, job_processes, steady_clients, vlaunch
+from helpers import ENGINE_RUNS_MODEL, answered, completion_status, group_key, job_processes, steady_clients, vlaunch
 from rig_hosts import host_of, require_hosts
 from slurm_support import squeue, state_env
 
@@ -27,7 +27,7 @@ GROUP = ["--profile", "cpu-tiny", "--backend", "slurm,local", "--replicas", "3",
          "--set", 'server.host="0.0.0.0"', "--set", 'backend.slurm.partition="hosts"',
          "--set", 'backend.slurm.extra_directives=["--exclusive"]',
          "--set", "server.command=" + json.dumps(["python3", "-m", "vlaunch.testing.vllm_cli", "serve"]),
-         "--set", 'environment.variables.VLLM_CPU_OMP_THREADS_BIND="nobind"']
+         "--set", 'environment.variables.VLLM_CPU_OMP_THREADS_BIND="nobind"', *ENGINE_RUNS_MODEL]
 
 
 @pytest.fixture(scope="module")

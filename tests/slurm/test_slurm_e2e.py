@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 
 from chaos import kill_and_check
-from helpers import vlaunch
+from helpers import ENGINE_RUNS_MODEL, vlaunch
 from slurm_support import (FAKE, alive, job_pids, path_without, record, squeue, state_env, wait_for_record,
                            wait_until)
 
@@ -44,7 +44,7 @@ def served(env, background, tiny_model):
     """`vlaunch up --backend slurm --profile cpu-tiny` with the real vLLM (flags checked here too)."""
     started = time.monotonic()
     result = vlaunch("up", "--backend", "slurm", "--profile", "cpu-tiny", "--model", tiny_model, "--name", "real",
-                     env=env, timeout=900)
+                     *ENGINE_RUNS_MODEL, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     print(f"slurm + real vLLM: ready in {time.monotonic() - started:.1f} s\n{result.stderr}")
     yield result
@@ -127,6 +127,6 @@ def test_jobs_that_left_squeue_are_resolved_by_sacct_or_the_exit_marker(backgrou
 def test_kill_9_of_the_job_script_fails_the_job_and_leaves_nothing(env, tiny_model):
     """The chaos suite's real-vLLM case here (each backend's real-vLLM module kills another role)."""
     result = vlaunch("up", "--backend", "slurm", "--profile", "cpu-tiny", "--model", tiny_model, "--name", "chaos",
-                     env=env, timeout=900)
+                     *ENGINE_RUNS_MODEL, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     kill_and_check("chaos", "script", env)

@@ -15,7 +15,9 @@ def _profiles(config: Path) -> None:
     for seqs in (4, 64):
         folder.joinpath(f"seqs{seqs}.toml").write_text(
             f'description = "cpu-tiny with max_num_seqs {seqs}"\nextends = "cpu-tiny"\n\n'
-            f'[vllm]\nmax_num_seqs = {seqs}\n')
+            f'[vllm]\nmax_num_seqs = {seqs}\n\n'
+            # helpers.ENGINE_RUNS_MODEL, as profile text
+            '[environment.variables]\nVLLM_ENABLE_V1_MULTIPROCESSING = "0"\n')
 
 
 def test_compare_two_real_profiles_and_write_the_winner(tiny_model, tmp_path):
