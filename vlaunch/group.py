@@ -78,6 +78,7 @@ class GroupRecord(BaseModel):
     router_at: str = Field("here", description="Where the router runs: here (the keeper's child) or as a job.")
     router_host: str = Field("127.0.0.1", description="Where clients reach the router (once it serves).")
     router_port: int | None = None
+    router_timeout: float = Field(30.0, description="Seconds the router may leave its /health unanswered.")
     router: Process | None = Field(None, description="The router run here.")
     router_jobs: list[str] = Field(default_factory=list, description="Every router job the group has had, in order.")
     keeper: Process | None = None

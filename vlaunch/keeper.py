@@ -1,7 +1,8 @@
 """The keeper of a replica group: one process on the machine that ran ``vlaunch up --replicas N``.
 
 It runs vLLM's router: as its child (``replicas.router = "here"``), or as the group's router job on the
-replicas' backend (``"job"``), which it follows like a replica and submits again when it ends. It waits
+replicas' backend (``"job"``), which it follows like a replica and submits again when it ends; a router
+that runs but leaves its /health unanswered for ``replicas.router_timeout`` is ended and replaced. It waits
 for each replica to really answer (the same readiness as ``up``) and only then gives it to the router
 (once the router serves), takes a replica away as soon as its job has ended, and submits a replacement
 while ``replicas.keep`` allows; it takes out of the router any worker it did not give it (the router's
@@ -70,6 +71,7 @@ class Keeper:
         self.resubmit, self.next_submit = Backoff(*ROUTER_JOB_RESUBMIT), 0.0
         self.unsubmitted = ""  # why the last router job could not be submitted, if it could not
         self.endpoint = ""  # where the router serves, once it does
+        self.unanswered_since: float | None = None  # when the router that serves stopped answering, if it did
         self.fault: str | None = None  # why the keeper must stop (a router job that never served)
         self.router_at = self.groups.get(name).router_at
         self.urls: dict[str, str] = {}  # replica -> the URL the router has for it
@@ -96,6 +98,12 @@ class Keeper:
             group.serving = list(self.urls) if self.endpoint else []
         if group.serving and not group.state.is_final:
             group.state = GroupState.SERVING
+
+    def _unserved(self, group: GroupRecord) -> None:
+        """The router is gone (its endpoint unset): nothing is served until the next one is."""
+        self._serving(group)
+        if not group.state.is_final:
+            group.state = GroupState.STARTING
 
     # -- the router ---------------------------------------------------------------------------------
     def _start_router(self) -> None:
@@ -199,13 +207,8 @@ class Keeper:
             if self.router_session:
                 self.router_session.transport.close()
             why = f"{record.state.value}{': ' + record.reason if record.reason else ''}"
-
-            def gone(group: GroupRecord) -> None:
-                self._serving(group)
-                group.router_port = None
-                if not group.state.is_final:
-                    group.state = GroupState.STARTING
-            self._note(f"router job {record.name} ended ({why}); submitting another (the endpoint changes)", gone)
+            self._note(f"router job {record.name} ended ({why}); submitting another (the endpoint changes)",
+                       lambda g: (self._unserved(g), setattr(g, "router_port", None)))
         if time.monotonic() < self.next_submit:
             return False
         try:
@@ -218,6 +221,35 @@ class Keeper:
             return False
         self.resubmit.reset()
         return True
+
+    def _router_hangs(self, group: GroupRecord) -> bool:
+        """Whether the router that serves has left its /health unanswered for ``router_timeout`` seconds (one
+        look a round) though it runs: one that ended is started or submitted again by the round instead."""
+        looked = time.monotonic()
+        if not self.endpoint or router.healthy(self.endpoint):
+            self.unanswered_since = None
+            return False
+        self.unanswered_since = self.unanswered_since or looked
+        return time.monotonic() - self.unanswered_since >= group.router_timeout
+
+    def _end_hung_router(self, group: GroupRecord) -> None:
+        """End a router that runs but does not answer: one run here is killed and started again at once (on
+        the same port); a router job is stopped, and the next round submits another (the endpoint changes)."""
+        said = f"the router at {self.endpoint} has not answered its /health for {group.router_timeout:g} s"
+        self.unanswered_since = None
+        if self.router:
+            with self.lock:
+                self.endpoint = ""  # replicas that become ready meanwhile join the next one
+            self._note(f"{said}; killing it (pid {self.router.pid}) and starting another", self._unserved)
+            self.router.kill()
+            self.router.wait()
+            self._start_router()
+            return
+        self._note(f"{said} though its job {self.router_job} runs; stopping the job (another is submitted)")
+        try:
+            api.down(self.router_job, self.registry)
+        except VlaunchError as exc:  # looked at again next round, and stopped again once the time has passed
+            _say(f"could not confirm router job {self.router_job} stopped: {exc}")
 
     def _stop_router(self) -> None:
         """Stop a router run here; let go of a router job's session (the job itself: :meth:`_stop_jobs`)."""
@@ -325,6 +357,11 @@ class Keeper:
             _say(f"the router ended (status {self.router.returncode}); starting it again")
             self._start_router()
         changed = self._router_job_due() or changed
+        if self._router_hangs(group):
+            changed = True
+            self._end_hung_router(group)
+        if self.unanswered_since:  # its admin routes would not answer either
+            return changed
         return self._evict_strangers() or changed
 
     def _evict_strangers(self) -> bool:

@@ -172,7 +172,7 @@ def up_group(profile: str, backend: str = "local", overrides: api.Overrides | No
                         launch={"overrides": dataclasses.asdict(overrides), "via": via, "check_model": check_model},
                         policy=settings.policy, router_at=settings.router, router_host=settings.router_host,
                         router_port=None if settings.router_port == "auto" or settings.router == "job"
-                        else settings.router_port,
+                        else settings.router_port, router_timeout=settings.router_timeout,
                         run_dir=str(state_dir() / "runs" / name))
     groups.create(group)
     groups.store_key(name, key)

@@ -290,3 +290,62 @@ def test_router_jobs_that_keep_failing_after_one_served_end_the_group_and_leave_
     assert {r["state"] for r in state["replicas"] + state["router_jobs"]} <= {"CANCELLED", "FAILED"}, state
     assert not processes_of(state)
     assert not any(job_processes(os.path.realpath(j["run_dir"])) for j in state["router_jobs"])
+
+
+def _wait_for_event(name: str, words: str, tries: int = 300) -> dict:
+    """The group's record once one of its events holds ``words`` (looked at every 0.2 s)."""
+    for _ in range(tries):
+        state = group(name)
+        if any(words in event for event in state["events"]):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"no event with {words!r}: {state['events']}")
+
+
+def _serving_again(name: str, served: int) -> dict:
+    """The group's record once ``served`` replicas are back in a router that answers."""
+    for _ in range(300):
+        state = group(name)
+        if len(state["serving"]) == served and state["router_port"] and router.healthy(
+                f"http://127.0.0.1:{state['router_port']}"):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(state)
+
+
+def test_a_router_here_that_stops_answering_is_killed_and_started_again():
+    """A router that runs but answers nothing (SIGSTOP: as a hung one) is not left as the endpoint: after
+    replicas.router_timeout the keeper kills it and starts another on the same port."""
+    result = vlaunch("up", *FAKE, "--replicas", "2", "--set", "replicas.router_timeout=2", "--name", "mute")
+    assert result.returncode == 0, result.stderr
+    state = group("mute")
+    hung, port = state["router"]["pid"], state["router_port"]
+    os.kill(hung, signal.SIGSTOP)
+    state = _wait_for_event("mute", f"has not answered its /health for 2 s; killing it (pid {hung})")
+    state = _serving_again("mute", 2)
+    assert state["router"]["pid"] != hung and state["router_port"] == port and state["state"] == "SERVING", state
+    assert not Process.model_validate({**state["router"], "pid": hung}).alive()
+    assert completion_status(f"http://127.0.0.1:{port}", group_key("mute")) == 200
+    assert vlaunch("down", "mute").returncode == 0
+    assert not processes_of(group("mute"))
+
+
+def test_a_router_job_that_stops_answering_is_stopped_and_another_serves():
+    """The same for a router job: its job still runs, so only the keeper's look at /health can tell; the
+    job is stopped (nothing of it left) and the next one serves the replicas."""
+    result = vlaunch("up", *FAKE, *ROUTER_JOB, "--replicas", "2", "--set", "replicas.router_timeout=2",
+                     "--name", "mutejob")
+    assert result.returncode == 0, result.stderr
+    first = group("mutejob")["router_jobs"][0]
+    with open(os.path.join(first["run_dir"], "rendezvous.json")) as handle:
+        os.kill(json.load(handle)["pid"], signal.SIGSTOP)
+    _wait_for_event("mutejob", "has not answered its /health for 2 s though its job mutejob-router1 runs")
+    state = _serving_again("mutejob", 2)
+    jobs = {j["name"]: j for j in state["router_jobs"]}
+    assert list(jobs) == ["mutejob-router1", "mutejob-router2"] and jobs["mutejob-router1"]["state"] == "CANCELLED"
+    assert not job_processes(os.path.realpath(first["run_dir"]))
+    assert completion_status(f"http://127.0.0.1:{state['router_port']}", group_key("mutejob")) == 200
+    assert vlaunch("down", "mutejob").returncode == 0
+    ended = group("mutejob")
+    assert not processes_of(ended) and not any(job_processes(os.path.realpath(j["run_dir"]))
+                                               for j in ended["router_jobs"])

@@ -187,6 +187,8 @@ class ReplicasSection(Section):
                                       " router's program where the job runs (on the job's PATH, or a path).")
     router_set: list[str] = Field(default_factory=list, description="router = \"job\": settings for the router's"
                                   " job only, as --set takes them (e.g. [\"backend.slurm.partition=\\\"cpu\\\"\"]).")
+    router_timeout: float = Field(30.0, gt=0, description="Seconds the router may leave its /health unanswered"
+                                  " while it runs before the keeper ends it and starts (or submits) another.")
 
     @field_validator("router_port")
     @classmethod
