@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 #: ``--set`` arguments that run a real CPU vLLM's model inside its EngineCore, with no worker process: the shape
 #: vLLM has on one GPU (its "uni" executor), which the CPU build swaps for a worker process of its own unless
 #: VLLM_ENABLE_V1_MULTIPROCESSING is 0. Ready about 14 s sooner on two cores (36-38 s instead of 49-52 s).
-#: Tests that kill a worker, or watch data-parallel engines, keep the CPU build's own shape.
+#: Tests that kill an engine or a worker, or watch data-parallel engines, keep the CPU build's own shape.
 ENGINE_RUNS_MODEL = ["--set", "environment.variables.VLLM_ENABLE_V1_MULTIPROCESSING=0"]
 
 
