@@ -25,7 +25,7 @@ ROLES = ("server", "engine", "worker", "script")
 #: A dead engine (or worker, whose engine then dies) ends the server either way: vLLM's server exits by
 #: itself, or the script's guard, seeing the EngineCore gone, ends it first.
 _ENGINE_DIED = ("the server stopped by itself", "EngineCore (pid")
-CAUSES = {"server": ("server exited with status 137 (SIGKILL)",), "engine": _ENGINE_DIED, "worker": _ENGINE_DIED,
+CAUSES = {"server": ("server exited with status 137 (SIGKILL, killed: ",), "engine": _ENGINE_DIED, "worker": _ENGINE_DIED,
           "script": ("the job script was killed", "FAILED: killed by signal 9")}
 #: ``--set`` arguments that give the fake server vLLM's process shape, on every backend.
 FAKE_TREE = ["--set", "environment.variables.FAKE_ENGINE=tree"]

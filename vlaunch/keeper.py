@@ -177,7 +177,7 @@ class Keeper:
 
     def _router_job_failed(self, name: str, exc: Exception) -> None:
         """Router job ``name`` did not serve: submit another, unless none has served yet or too many failed."""
-        said = _first_line(exc).removesuffix("; last log lines:")
+        said = _first_line(exc)
         hint = (" (127: the shell found no such program where the job ran: put vllm-router on the job's PATH or"
                 " set replicas.router_command)" if "status 127" in said else "")
         self.router_failures += 1

@@ -16,12 +16,12 @@ a job's life is here, under four rules:
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .errors import CancelError, CommandNotFound, ConnectionLost, SchedulerError, TransportError
+from .log_cause import find_cause, signal_words
 from .states import JobState, JobStatus
 
 if TYPE_CHECKING:
@@ -101,14 +101,9 @@ def _marker_cause(text: bytes) -> str | None:
 
 
 def _exit_words(code: int) -> str:
-    """``server exited with status N``, naming the signal for a status above 128."""
+    """``server exited with status N``, naming the signal, and what it means, for a status above 128."""
     words = f"server exited with status {code}"
-    if 128 < code < 128 + 65:
-        try:
-            words += f" ({signal.Signals(code - 128).name})"
-        except ValueError:
-            pass
-    return words
+    return words + f" ({signal_words(code - 128)})" if 128 < code < 128 + 65 else words
 
 
 def _walltime_seconds(job: JobRecord) -> int | None:
@@ -145,7 +140,7 @@ def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus
         return _signalled_status(job, signalled, code)
     cause = _marker_cause(raw) if raw else None
     if cause:
-        return JobStatus(JobState.FAILED, cause, code)
+        return _failed(job, transport, cause, code)
     if code is None and raw:
         return JobStatus(JobState.FAILED, f"the job's exit marker is unreadable: {raw[:40]!r}")
     if code is None:
@@ -153,7 +148,14 @@ def ended_status(job: JobRecord, transport: Transport, lister: str) -> JobStatus
                          " how it ended is unknown (killed with its node, or its files are not visible here)")
     if code == 0:
         return JobStatus(JobState.COMPLETED, "server exited normally", exit_code=0)
-    return JobStatus(JobState.FAILED, _exit_words(code), exit_code=code)
+    return _failed(job, transport, _exit_words(code), code)
+
+
+def _failed(job: JobRecord, transport: Transport, reason: str, code: int | None) -> JobStatus:
+    """FAILED for ``reason``, led by the cause the server's log names when it names one (read once: a
+    failed job is settled). Only a failure is read so: a stop that was asked for stays clean."""
+    found = find_cause((transport.read_file(job.log_path) or b"").decode(errors="replace"))
+    return JobStatus(JobState.FAILED, f"{found.summary}; {reason}" if found else reason, code)
 
 
 def _ended_early(job: JobRecord, transport: Transport, status: JobStatus, lister: str) -> JobStatus:

@@ -3,8 +3,8 @@
 
 Each stage has its own timeout and is reported with its time. Between probes the job's liveness is
 checked (:class:`vlaunch.lifecycle.Liveness`: the job's own exit marker, the backend's poll with
-back-off), so a server that dies at start-up fails ``up`` at once with its exit status and the tail of
-its log, while a job that cannot be observed for a moment is waited for.
+back-off), so a server that dies at start-up fails ``up`` at once with its exit status and the log lines
+that say why (:mod:`vlaunch.log_cause`; else the tail of its log), while a job that cannot be observed for a moment is waited for.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from .errors import NotReady, ServerDied
 from .lifecycle import Liveness, marker_exit_code
+from .log_cause import find_cause
 from .states import JobState
 
-__all__ = ["StageEvent", "Readiness", "log_tail"]
+__all__ = ["StageEvent", "Readiness"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,8 @@ class StageEvent:
     detail: str = ""
 
 
-def log_tail(session, lines: int = 15) -> str:
-    """The last ``lines`` lines of a job's server log, for failure messages."""
-    text = session.read_log(0).decode(errors="replace")
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+#: Lines of the log's end shown when the server ended before it was ready and its log names no cause.
+LOG_TAIL_LINES = 15
 
 
 class Readiness:
@@ -63,11 +62,19 @@ class Readiness:
         if status.state.is_final or marker is not None:
             code = self.record.exit_code if self.record.exit_code is not None else marker_exit_code(marker)
             why = status.reason or f"state {status.state.value}"
-            tail = log_tail(self.session)
             said = code is None or f"status {code}" in why
             raise ServerDied(f"server ended before it was ready ({why}" + ("" if said else f", exit status {code}") + ")"
-                             + (f"; last log lines:\n{tail}" if tail else ""))
+                             + self._evidence())
         return status.state
+
+    def _evidence(self) -> str:
+        """On lines of their own: the log lines that name why the server ended, else the log's last lines."""
+        text = self.session.read_log(0).decode(errors="replace")
+        found = find_cause(text)
+        if found:
+            return "\nfrom its log:\n" + "\n".join(found.lines)
+        tail = "\n".join(text.rstrip().splitlines()[-LOG_TAIL_LINES:])
+        return f"\nlast log lines:\n{tail}" if tail else ""
 
     def _limit(self, seconds: float | None) -> float:
         ends = [t for t in (time.monotonic() + seconds if seconds else None, self.deadline) if t]

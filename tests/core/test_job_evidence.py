@@ -57,7 +57,7 @@ def wait_for(predicate, seconds: float):
 @pytest.mark.parametrize("files, state, words", [
     ({}, JobState.LOST, "left no exit marker"),
     ({"exit_code": "0\n"}, JobState.COMPLETED, "server exited normally"),
-    ({"exit_code": "137\n"}, JobState.FAILED, "server exited with status 137 (SIGKILL)"),
+    ({"exit_code": "137\n"}, JobState.FAILED, "server exited with status 137 (SIGKILL, killed: "),
     ({"exit_code": "3\n"}, JobState.FAILED, "server exited with status 3"),
     ({"exit_code": "1 the server stopped by itself\n"}, JobState.FAILED, "the server stopped by itself"),
     ({"exit_code": "? the job script was killed\n"}, JobState.FAILED, "the job script was killed"),
@@ -189,7 +189,7 @@ def test_ctrl_c_during_up_cancels_and_says_so(isolated):
 def test_a_server_that_dies_before_ready_is_cancelled_and_down_still_asks(isolated):
     result = vlaunch("up", *FAKE, "--name", "dies", env={"FAKE_EXIT_CODE": "3"}, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "error: server ended before it was ready (server exited with status 3); last log lines:" in result.stderr
+    assert "error: server ended before it was ready (server exited with status 3)\nlast log lines:" in result.stderr
     assert records()["dies"]["state"] == "FAILED"
     again = vlaunch("down", "dies")
     assert again.returncode == 0 and "FAILED (server exited with status 3)" in again.stdout

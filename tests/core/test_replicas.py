@@ -88,8 +88,8 @@ def test_a_killed_replica_is_taken_out_without_a_failed_request_and_replaced():
             time.sleep(0.5)
     assert not failures and len(sent) > killed + 20, (failures, len(sent), killed)
     assert served["serving"] == ["duo-r2", "duo-r3"], served
-    assert any("duo-r1 ended (FAILED: server exited with status 137 (SIGKILL)); submitting a replacement (1 of 1)"
-               in event for event in served["events"]), served["events"]
+    assert any("duo-r1 ended (FAILED: server exited with status 137 (SIGKILL, killed: " in event
+               and "; submitting a replacement (1 of 1)" in event for event in served["events"]), served["events"]
     table = vlaunch("status", "duo").stdout
     assert "serving 2/2  replaced 1/1" in table and "duo-r3" in table
     assert vlaunch("down", "duo").returncode == 0

@@ -11,7 +11,10 @@ signalled; "stubborn": one that ignores SIGTERM too; "tree": vLLM's shape, an en
 ``fake-engine``) that starts a worker (``fake-worker``); when the worker dies the engine exits 1, and
 when the engine ends the server exits 0, as vLLM's EngineCore and API server do; the engine is titled
 ``VLLM::EngineCore`` as vLLM's is), FAKE_TEARDOWN (tree shape: seconds the server lingers after its engine
-ended before it exits, as vLLM's interpreter teardown can on a busy machine).
+ended before it exits, as vLLM's interpreter teardown can on a busy machine), FAKE_REPLAY_LOG (a recorded
+vLLM server log: its start-up, up to the last ``GET /v1/models``, is printed at start; at the first completion
+the rest is printed, the completion gets a 500 and the server exits 0, as vLLM's does when its engine dies;
+the recording's own ``vlaunch:`` lines are left out, the job script writes its own).
 Real end-to-end tests use the real CPU vLLM instead.
 """
 
@@ -54,6 +57,17 @@ def _watch(child, what):
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _replayed(path):
+    """A recorded log split in two: its start-up (through the last ``GET /v1/models``) and the rest (None
+    without a recording)."""
+    if not path:
+        return "", None
+    with open(path) as handle:
+        lines = [line for line in handle if not line.startswith("vlaunch: ")]
+    split = max(i for i, line in enumerate(lines) if '"GET /v1/models' in line) + 1
+    return "".join(lines[:split]), "".join(lines[split:])
+
+
 def engine():
     """The engine of the "tree" shape: start a worker, live while it does."""
     python = os.environ["FAKE_PYTHON"]  # its own sys.executable is empty: argv[0] is its title
@@ -68,6 +82,8 @@ def main():
     if os.environ.get("FAKE_EXIT_CODE"):
         print("fake vllm: failing at start-up as asked", flush=True)
         sys.exit(int(os.environ["FAKE_EXIT_CODE"]))
+    start, death = _replayed(os.environ.get("FAKE_REPLAY_LOG"))
+    print(start, end="", flush=True)
     if os.environ.get("FAKE_ENGINE") == "tree":
         engine_core = ["VLLM::EngineCore", __file__, "fake-engine"]  # argv[0] is the title, as setproctitle sets it
         _watch(subprocess.Popen(engine_core, executable=sys.executable, env={**os.environ, "FAKE_PYTHON": sys.executable}),
@@ -114,6 +130,10 @@ def main():
             self.rfile.read(length)
             if not self._authorised():
                 return self._send(401, {"error": "unauthorised"})
+            if self.path == "/v1/completions" and death is not None:
+                print(death, end="", flush=True)
+                self._send(500, {"error": "EngineCore encountered an issue"})
+                os._exit(0)
             if self.path == "/v1/completions" and completion_status == 200:
                 answered.append(1)
                 self._send(200, {"choices": [{"index": 0, "text": " hi"}], "usage": {"completion_tokens": 1}})

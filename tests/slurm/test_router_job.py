@@ -94,7 +94,7 @@ def test_a_killed_router_job_is_submitted_again_and_serves_at_its_new_endpoint(g
     first = status(env)["router_jobs"][0]
     os.kill(pid_of(first), signal.SIGKILL)
     state = wait_for(env, lambda s: len(s["router_jobs"]) == 2 and s["router_jobs"][1]["ready_at"] and s["serving"])
-    assert any("router job hop-router1 ended (FAILED: server exited with status 137 (SIGKILL)" in event
+    assert any("router job hop-router1 ended (FAILED: server exited with status 137 (SIGKILL, killed: " in event
                and "submitting another (the endpoint changes)" in event for event in state["events"]), state
     second = state["router_jobs"][1]
     assert second["name"] == "hop-router2" and host_of(pid_of(second)) == "vlnode2"
