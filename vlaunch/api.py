@@ -30,7 +30,7 @@ from .session import JobSession, refresh_many
 from .states import JobState
 from .transport import Transport
 
-__all__ = ["ReplicasWanted", "Overrides", "Prepared", "prepare", "render", "up", "wait_ready", "status", "down",
+__all__ = ["ReplicasWanted", "Overrides", "Prepared", "prepare", "render", "up", "wait_ready", "wait", "status", "look", "down",
            "logs", "session_for", "forget", "name_prefix", "check_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -214,6 +214,7 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
 
 def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: str,
             group: tuple[str, str] | None, program: tuple[str, ...]) -> JobSession:
+    _check_name_free(registry, name)
     job = prepared.job(name, _run_dir(_run_root(prepared.profile.run_root, transport), name), program)
     script = prepared.script(job)
     if any(transport.read_file(job.path(leaf)) is not None for leaf in ("rendezvous.json", EXIT_MARKER, SIGNAL_MARKER)):
@@ -244,13 +245,27 @@ def _submit(prepared: Prepared, registry: Registry, transport: Transport, name: 
     return session
 
 
+def _check_name_free(registry: Registry, name: str) -> None:
+    """Refuse, in the user's terms, a name a kept job already has: how to reach it, or how to free the name."""
+    if not registry.has(name):
+        return
+    record, quoted = registry.get(name), shlex.quote(name)
+    if record.state.is_final:
+        raise SubmitError(f"job {name} has ended ({record.state.value}) but its record keeps the name: `vlaunch forget"
+                          f" {quoted}` frees it, or choose another --name")
+    where = (f"ready at {record.endpoint}/v1: `vlaunch env {quoted}` points clients at it" if record.ready_at
+             else f"not ready yet: `vlaunch wait {quoted}` waits for it")
+    raise SubmitError(f"job {name} is already {record.state.value}, {where}; `vlaunch down {quoted}` stops it")
+
+
 def wait_ready(session: JobSession, timeout: float | None = None, keep: bool = False, progress=None) -> str:
     """Wait until the job of ``session`` really answers (the URL that reaches it from here); on a timeout,
     an interrupt or a server that died, cancel it unless ``keep``, and raise."""
     deadline = time.monotonic() + timeout if timeout else None
     name = session.record.name
+    readiness = Readiness(session, progress, deadline)
     try:
-        url = Readiness(session, progress, deadline).run()
+        url = readiness.run()
     except (TransportError, SchedulerError) as exc:  # not observable: unknown, not failed
         raise type(exc)(f"{exc}; job {name} is kept: `vlaunch status {shlex.quote(name)}` looks again") from None
     except KeyboardInterrupt:
@@ -264,9 +279,39 @@ def wait_ready(session: JobSession, timeout: float | None = None, keep: bool = F
             session.cancel(f"cancelled by vlaunch up: {str(exc).splitlines()[0]}")
         suffix = "" if keep or isinstance(exc, ServerDied) else "; the job was cancelled (use --keep-on-failure to keep it)"
         raise type(exc)(f"{exc}{suffix}") from None
-    session.record.ready_at = now_iso()
-    session.registry.save(session.record)
+    _mark_ready(session, readiness.start.text)
     return url
+
+
+def _mark_ready(session: JobSession, log_text: str) -> None:
+    """Record that the job is ready, and how long its start took (:mod:`vlaunch.start_history`)."""
+    from .start_history import record_start
+
+    if session.record.ready_at:
+        return
+    session.record.ready_at, session.record.reason = now_iso(), None
+    session.registry.save(session.record)
+    record_start(session.record, log_text, time.time())
+
+
+def wait(name: str, timeout: float | None = None, progress=None, registry: Registry | None = None) -> JobRecord:
+    """Wait until job ``name``, whoever started it, really answers; the job is never cancelled here (a
+    timeout or an interrupt leaves it as it was). Raises :class:`ServerDied` with the cause once it ended."""
+    session = session_for(name, registry)
+    try:
+        session.refresh()
+        record = session.record
+        if record.state.is_final:
+            raise ServerDied(f"job {name} has ended ({record.state.value}: {record.reason or 'no reason recorded'})")
+        if not record.ready_at:
+            try:
+                wait_ready(session, timeout, keep=True, progress=progress)
+            except NotReady as exc:
+                raise NotReady(f"{exc}; job {name} keeps running (`vlaunch wait {shlex.quote(name)}` again, or"
+                               f" `vlaunch down {shlex.quote(name)}`)") from None
+        return session.record
+    finally:
+        session.transport.close()
 
 
 def session_for(name: str, registry: Registry | None = None) -> JobSession:
@@ -296,10 +341,30 @@ def status(names: list[str] | None = None, registry: Registry | None = None,
 
         try:
             problems += refresh_many(host, registry, records, transport_for)
+            for record in records:
+                if record.state is JobState.RUNNING and not record.ready_at:
+                    problems += look(JobSession(host, registry, record, transport_for(record.transport)))
         finally:
             for transport in transports.values():
                 transport.close()
     return records, problems
+
+
+def look(session: JobSession) -> list[str]:
+    """Establish readiness for a running job not ready yet, whoever started it: one look through the
+    stages ``up`` waits for (:meth:`Readiness.look`); ready once all pass, else the reason says what holds it
+    and what vLLM is doing. A look that cannot be made is a problem to report, never a new state."""
+    readiness = Readiness(session)
+    try:
+        holding = readiness.look()
+    except VlaunchError as exc:
+        return [f"{session.record.name}: cannot look at its server: {exc}"]
+    if holding is None:
+        _mark_ready(session, readiness.start.text)
+    elif holding != session.record.reason:
+        session.record.reason = holding
+        session.registry.save(session.record)
+    return []
 
 
 def down(name: str, registry: Registry | None = None, forget_job: bool = False) -> JobRecord:

@@ -143,12 +143,15 @@ def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, ext
         group = groups.up_group(profile, backend, overrides, progress=None if json_ else _event, **options)
         _print_group(group, json_)
         return
+    finally:
+        if progress:
+            progress.close()
     if json_:
         click.echo(json.dumps(_record_json(record), indent=2))
         return
     if not wait:
-        click.echo(f"job {record.name} submitted ({record.backend} id {record.native_id}); "
-                   f"follow it with: vlaunch status {shlex.quote(record.name)}")
+        click.echo(f"job {record.name} submitted ({record.backend} id {record.native_id}); `vlaunch wait"
+                   f" {shlex.quote(record.name)}` waits until it is ready, `vlaunch status` shows how far it is")
         click.echo(f"log: {record.log_path}")
         return
     _print_ready(record)
@@ -204,24 +207,34 @@ def _print_group(group, json_: bool) -> None:
 
 
 class _Progress:
-    """Prints readiness stages as they pass (one line each; waiting lines rewrite on a terminal)."""
+    """Prints readiness stages as they pass, one line each, with what vLLM is doing while a stage waits. On a
+    terminal the waiting line is redrawn in place as its timers tick; elsewhere a waiting line is printed
+    when what it says changes (not its timers). :meth:`close` ends a waiting line, so that what follows (an
+    error, an interrupt) starts on a line of its own."""
 
     def __init__(self):
         self.tty = sys.stderr.isatty()
-        self.started = time.monotonic()
         self.pending = False
+        self._said = None
 
     def __call__(self, event):
-        if event.status == "waiting" and not event.detail and not self.tty:
+        phase = f"  vLLM: {event.phase}" + (f" {event.phase_seconds:.0f}s" if self.tty else "") if event.phase else ""
+        expect = f" ({event.expect})" if event.expect else ""
+        text = f"  {event.stage:<10} {event.status:<8} {event.seconds:6.1f}s  {event.detail}{phase}{expect}".rstrip()
+        if not self.tty:
+            said = (event.stage, event.status, event.detail, event.phase, event.expect)
+            if event.status != "waiting" or said != self._said:
+                click.echo(text, err=True)
+            self._said = said
             return
-        text = f"  {event.stage:<10} {event.status:<8} {event.seconds:6.1f}s  {event.detail}".rstrip()
-        if self.tty and self.pending:
-            click.echo("\r\033[K", nl=False, err=True)
-        if event.status == "waiting" and self.tty:
-            click.echo(text, nl=False, err=True)
-            self.pending = True
-        else:
-            click.echo(text, err=True)
+        click.echo("\r\033[K" if self.pending else "", nl=False, err=True)
+        click.echo(text, nl=event.status != "waiting", err=True)
+        self.pending = event.status == "waiting"
+
+    def close(self) -> None:
+        """End a waiting line left open on a terminal."""
+        if self.pending:
+            click.echo("", err=True)
             self.pending = False
 
 
@@ -256,8 +269,9 @@ def render(profile, backend, model, port, sets, vllm_args, on, bind, host, name,
 @click.option("--json", "json_", is_flag=True, help="Print the checks as JSON.")
 def doctor(profile, backend, model, port, sets, vllm_args, on, bind, host, name, extra, via, json_):
     """Check, without submitting, that `up` with the same options can work: the profile renders, the
-    target answers, the backend's commands are there, vLLM imports in the job's environment, the model
-    is where the job looks, vLLM's parser accepts the flags. Exits 1 when a check fails."""
+    target answers, the backend's commands are there, the GPUs the profile asks for are there (local,
+    ssh), vLLM starts in the job's environment, the model is a model vLLM loads where the job looks,
+    vLLM's parser accepts the flags. Exits 1 when a check fails."""
     from dataclasses import asdict
 
     from .doctor import doctor as run_checks
@@ -403,6 +417,23 @@ def _watch(names) -> int:
         time.sleep(gaps.next())
 
 
+@cli.command()
+@click.argument("name", shell_complete=completion.jobs)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Give up after this many seconds"
+              " (the job keeps running).")
+def wait(name, timeout):
+    """Wait until a job, however it was started (`up --no-wait`, another shell), really answers; exit 0
+    when ready, non-zero with the cause when it ends first. The job is never cancelled here."""
+    from . import api
+
+    progress = _Progress()
+    try:
+        record = api.wait(name, timeout, progress)
+    finally:
+        progress.close()
+    _print_ready(record)
+
+
 @cli.command("ls")
 @click.option("--json", "json_", is_flag=True, help="Print records as JSON.")
 @click.pass_context
@@ -513,8 +544,14 @@ def env_(name):
         click.echo(_client_exports(group, groups))
         return
     record = Registry().get(name)
+    if not record.ready_at and not record.state.is_final:  # whoever started it: establish readiness now
+        from . import api
+
+        record = api.status([name])[0][0]
     if not record.endpoint or record.state.is_final:
-        raise VlaunchError(f"job {name} has no endpoint to point clients at (state {record.state.value})")
+        why = f": {record.reason}" if record.reason else ""
+        hint = "" if record.state.is_final else f"; `vlaunch wait {shlex.quote(name)}` waits for it"
+        raise VlaunchError(f"job {name} has no endpoint to point clients at (state {record.state.value}{why}){hint}")
     if record.transport.get("kind") != "local":
         click.echo(f"vlaunch: {record.endpoint} is the address as {record.transport.get('host')} sees it; from here"
                    f" `vlaunch tunnel {shlex.quote(name)}` prints a local one", err=True)

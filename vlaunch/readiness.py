@@ -24,12 +24,57 @@ __all__ = ["StageEvent", "Readiness"]
 
 @dataclass(frozen=True)
 class StageEvent:
-    """Progress of one stage: ``status`` is "waiting", "passed" or "skipped"; ``seconds`` since it began."""
+    """Progress of one stage: ``status`` is "waiting", "passed" or "skipped"; ``seconds`` since it began.
+    While waiting: ``phase``, what vLLM is doing (:mod:`vlaunch.start_phase`), for ``phase_seconds``, and
+    ``expect``, how long starts usually take or that this phase is slower than usual."""
 
     stage: str
     status: str
     seconds: float
     detail: str = ""
+    phase: str = ""
+    phase_seconds: float = 0.0
+    expect: str = ""
+
+
+#: How often a waiting caller reads the new part of the server's log for its phase, and says how long it waited.
+PHASE_GAP = 1.0
+
+
+class StartReader:
+    """Follows a starting server's log: the phase vLLM is in, and how that compares with earlier starts."""
+
+    def __init__(self, session):
+        self.session = session
+        self.text = ""
+        self._offset = 0
+        self._usual = None
+        self._key = None
+
+    def read(self) -> None:
+        """Take in what the log gained since the last read."""
+        chunk = self.session.read_log(self._offset)
+        self._offset += len(chunk)
+        self.text += chunk.decode(errors="replace")
+
+    def now(self) -> tuple[str, float, str]:
+        """``(phase, seconds in it, expectation)``; ``("", 0, "")`` before the log shows one."""
+        from .start_history import key_for, slower_than_usual, usual, usual_words
+        from .start_phase import phases
+
+        found = phases(self.text)
+        if not found:
+            return "", 0.0, ""
+        key = key_for(self.session.record, self.text)
+        if key != self._key:  # asked again once the log names the vLLM version and GPUs
+            self._usual, self._key = usual(key), key
+        seconds = max(0.0, time.time() - found[-1].began)
+        return found[-1].name, seconds, slower_than_usual(found[-1].name, seconds, self._usual) or usual_words(self._usual)
+
+    def words(self) -> str:
+        """The phase in a few words, for ``status``: ``vLLM: loading weights for 12 s; usually ready in ~95 s``."""
+        phase, seconds, expect = self.now()
+        return f"vLLM: {phase} for {seconds:.0f} s" + (f"; {expect}" if expect else "") if phase else ""
 
 
 #: Lines of the log's end shown when the server ended before it was ready and its log names no cause.
@@ -46,7 +91,10 @@ class Readiness:
         self.progress = progress or (lambda event: None)
         self.deadline = deadline
         self.liveness = Liveness(session)
+        self.start = StartReader(session)
         self._problem: str | None = None
+        self._said: tuple = ()
+        self._next_say = 0.0
 
     # -- liveness ---------------------------------------------------------------------------------
     def _check_alive(self, stage: str, started: float, force: bool = False) -> JobState:
@@ -76,6 +124,17 @@ class Readiness:
         tail = "\n".join(text.rstrip().splitlines()[-LOG_TAIL_LINES:])
         return f"\nlast log lines:\n{tail}" if tail else ""
 
+    def _waiting(self, stage: str, started: float, detail: str) -> None:
+        """Say the stage still waits, with vLLM's phase: at once when something changed, else each PHASE_GAP."""
+        now = time.monotonic()
+        if now >= self._next_say:
+            self.start.read()
+        phase, seconds, expect = self.start.now()
+        said = (stage, detail, phase, expect)
+        if said != self._said or now >= self._next_say:
+            self._said, self._next_say = said, now + PHASE_GAP
+            self.progress(StageEvent(stage, "waiting", now - started, detail, phase, seconds, expect))
+
     def _limit(self, seconds: float | None) -> float:
         ends = [t for t in (time.monotonic() + seconds if seconds else None, self.deadline) if t]
         return min(ends) if ends else float("inf")
@@ -101,8 +160,8 @@ class Readiness:
             time.sleep(self.liveness.backoff.gap)
 
     def _process(self, started: float, limit: float) -> dict:
-        self.progress(StageEvent("process", "waiting", 0.0, "waiting for the job to publish its address"))
         while True:
+            self._waiting("process", started, "waiting for the job to publish its address")
             raw = self.session.transport.read_file(self.record.path("rendezvous.json"))
             if raw:
                 try:
@@ -120,20 +179,24 @@ class Readiness:
     def _http(self, stage: str, base_url: str, limit_seconds: float) -> None:
         started = time.monotonic()
         limit = self._limit(limit_seconds)
-        self.progress(StageEvent(stage, "waiting", 0.0))
         last = ""
         while True:
             result = self.session.check(stage, base_url)
             if result.ok:
                 self.progress(StageEvent(stage, "passed", time.monotonic() - started, result.detail))
                 return
-            if result.detail != last:
-                last = result.detail
-                self.progress(StageEvent(stage, "waiting", time.monotonic() - started, last))
+            last = result.detail
+            self._waiting(stage, started, last)
             self._check_alive(stage, started)
             if time.monotonic() > limit:
                 raise self._timeout(stage, started, last)
             time.sleep(self.settings.poll_interval)
+
+    def _http_stages(self) -> list[str]:
+        """The HTTP stages after the port: /health only for a job that serves another program than vLLM."""
+        if self.record.serves:
+            return ["health"]
+        return ["health", "models"] + (["completion"] if self.settings.probe_completion else [])
 
     def run(self) -> str:
         """Wait through every stage; return the base URL (reachable from here) once ready."""
@@ -143,9 +206,28 @@ class Readiness:
         where = self._process(started, limit)
         base_url = self.session.publish(where)
         self._http("port", base_url, max(1.0, limit - time.monotonic()))
-        for stage in ("health",) if self.record.serves else ("health", "models", "completion"):
-            if stage == "completion" and not self.settings.probe_completion:
-                self.progress(StageEvent(stage, "skipped", 0.0, "readiness.probe_completion = false"))
-                continue
+        for stage in self._http_stages():
             self._http(stage, base_url, self.settings.http_timeout)
+        if not self.record.serves and not self.settings.probe_completion:
+            self.progress(StageEvent("completion", "skipped", 0.0, "readiness.probe_completion = false"))
+        self.start.read()
         return base_url
+
+    def look(self) -> str | None:
+        """One look, without waiting, at a running job not ready yet: None when every stage passes (it is
+        ready), else what holds it (the first stage that did not pass) and vLLM's phase. For ``status``."""
+        self.start.read()
+        phase = self.start.words()
+        raw = self.session.transport.read_file(self.record.path("rendezvous.json"))
+        try:
+            where = json.loads(raw) if raw else None
+        except ValueError:
+            where = None
+        if not where:
+            return "; ".join(filter(None, ["starting: no address published yet", phase]))
+        base_url = self.session.publish(where)
+        for stage in ["port", *self._http_stages()]:
+            result = self.session.check(stage, base_url)
+            if not result.ok:
+                return "; ".join(filter(None, [f"starting: {stage} {result.detail}", phase]))
+        return None

@@ -30,7 +30,7 @@ def test_ready_prints_exports_and_a_request_that_works(isolated):
                             env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"})
     assert json.loads(answer.stdout)["choices"], answer.stdout + answer.stderr
     assert vlaunch("down", "hello").returncode == 0
-    assert_one_line_error(vlaunch("env", "hello"), "job hello has no endpoint to point clients at (state CANCELLED)")
+    assert_one_line_error(vlaunch("env", "hello"), "job hello has no endpoint to point clients at (state CANCELLED: ")
 
 
 def test_logs_n_starts_with_the_last_lines(isolated):

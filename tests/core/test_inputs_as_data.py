@@ -60,7 +60,7 @@ def test_a_job_name_derived_from_a_profile_name_is_a_valid_name_and_printed_comm
     assert result.returncode == 0, result.stderr
     [name] = [p.stem for p in (isolated / "state" / "jobs").glob("*.json")]
     assert re.fullmatch(r"my-profile---x--[0-9a-f]{6}", name), name
-    assert f"follow it with: vlaunch status {name}" in result.stdout
+    assert f"`vlaunch wait {name}` waits until it is ready" in result.stdout
     assert vlaunch("down", name).returncode == 0
 
 

@@ -35,15 +35,44 @@ def serve_form(root) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def job(env, tiny_model, tmp_path_factory):
-    """`vlaunch up` of cpu-tiny with two API servers, flags checked by the vLLM installed here; brought
-    down at the end."""
-    result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "real", "--json",
+def started(env, tiny_model, tmp_path_factory):
+    """`vlaunch up --no-wait` of cpu-tiny with two API servers, flags checked by the vLLM installed here,
+    then `vlaunch status` until it says the job is ready (each look establishes readiness): the record
+    and every reason status gave on the way. Brought down at the end."""
+    result = vlaunch("up", "-p", "cpu-tiny", "--model", tiny_model, "--name", "real", "--no-wait",
                      *serve_form(tmp_path_factory.mktemp("serve-form")), *ENGINE_RUNS_MODEL, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
-    record = json.loads(result.stdout)
-    yield record
+    reasons, deadline = [], time.monotonic() + 600
+    while time.monotonic() < deadline:
+        record = json.loads(vlaunch("status", "--json", "real", env=env).stdout)[0]
+        reasons.append(record["reason"])
+        if record["ready_at"] or record["state"] != "RUNNING" and record["state"] != "PENDING":
+            break
+        time.sleep(1)
+    yield record, reasons
     vlaunch("down", "real", env=env)
+
+
+@pytest.fixture(scope="module")
+def job(started):
+    return started[0]
+
+
+def test_a_job_started_without_waiting_is_made_ready_by_status_with_vllm_s_phases_on_the_way(started, env):
+    record, reasons = started
+    assert record["state"] == "RUNNING" and record["ready_at"] and record["reason"] is None, record
+    assert any((r or "").startswith("starting: ") and "; vLLM: " in r for r in reasons), reasons
+    [start] = [json.loads(line) for line in open(os.path.join(env["VLAUNCH_STATE_DIR"], "starts.jsonl"))]
+    assert start["job"] == "real" and start["vllm"] and start["gpus"] == "none"
+    assert {"starting Python", "loading weights", "ready"} <= set(start["phases"]), start
+
+
+def test_wait_env_and_watch_work_on_it(job, env):
+    waited = vlaunch("wait", "real", env=env)
+    assert waited.returncode == 0 and f"job real is ready: {job['endpoint']}/v1" in waited.stdout, waited.stderr
+    assert vlaunch("env", "real", env=env).stdout.startswith(f"export OPENAI_BASE_URL={job['endpoint']}/v1")
+    watched = vlaunch("watch", "real", "--once", env=env)
+    assert watched.returncode == 0, watched.stderr
 
 
 def _post(url, body, key):

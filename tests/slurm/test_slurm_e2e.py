@@ -43,8 +43,10 @@ def background(env):
 def served(env, background, tiny_model):
     """`vlaunch up --backend slurm --profile cpu-tiny` with the real vLLM (flags checked here too)."""
     started = time.monotonic()
-    result = vlaunch("up", "--backend", "slurm", "--profile", "cpu-tiny", "--model", tiny_model, "--name", "real",
-                     *ENGINE_RUNS_MODEL, env=env, timeout=900)
+    submitted = vlaunch("up", "--backend", "slurm", "--profile", "cpu-tiny", "--model", tiny_model, "--name", "real",
+                        "--no-wait", *ENGINE_RUNS_MODEL, env=env, timeout=900)
+    assert submitted.returncode == 0, submitted.stderr
+    result = vlaunch("wait", "real", env=env, timeout=900)  # the same stages as up's, for a job up left
     assert result.returncode == 0, result.stderr
     print(f"slurm + real vLLM: ready in {time.monotonic() - started:.1f} s\n{result.stderr}")
     yield result

