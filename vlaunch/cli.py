@@ -12,6 +12,7 @@ import click
 
 from . import completion
 from .errors import VlaunchError
+from .progress import Progress
 
 __all__ = ["main", "cli"]
 
@@ -126,7 +127,7 @@ def up(profile, backend, model, port, sets, vllm_args, on, bind, host, name, ext
     """
     from . import api
 
-    progress = None if json_ else _Progress()
+    progress = None if json_ else Progress()
     backends = [b.strip() for b in backend.split(",")]
     backend, overrides = _target(backends[0], on, bind, host, model, port, sets, vllm_args, extra)
     overrides.sets += [f"replicas.count={replicas}"] if replicas else []
@@ -204,38 +205,6 @@ def _print_group(group, json_: bool) -> None:
                f" {group.count} replicas serving through vLLM's router")
     click.echo(f"log: {group.path('group.log')}")
     _print_client_lines(_client_exports(group, Groups()), group.model)
-
-
-class _Progress:
-    """Prints readiness stages as they pass, one line each, with what vLLM is doing while a stage waits. On a
-    terminal the waiting line is redrawn in place as its timers tick; elsewhere a waiting line is printed
-    when what it says changes (not its timers). :meth:`close` ends a waiting line, so that what follows (an
-    error, an interrupt) starts on a line of its own."""
-
-    def __init__(self):
-        self.tty = sys.stderr.isatty()
-        self.pending = False
-        self._said = None
-
-    def __call__(self, event):
-        phase = f"  vLLM: {event.phase}" + (f" {event.phase_seconds:.0f}s" if self.tty else "") if event.phase else ""
-        expect = f" ({event.expect})" if event.expect else ""
-        text = f"  {event.stage:<10} {event.status:<8} {event.seconds:6.1f}s  {event.detail}{phase}{expect}".rstrip()
-        if not self.tty:
-            said = (event.stage, event.status, event.detail, event.phase, event.expect)
-            if event.status != "waiting" or said != self._said:
-                click.echo(text, err=True)
-            self._said = said
-            return
-        click.echo("\r\033[K" if self.pending else "", nl=False, err=True)
-        click.echo(text, nl=event.status != "waiting", err=True)
-        self.pending = event.status == "waiting"
-
-    def close(self) -> None:
-        """End a waiting line left open on a terminal."""
-        if self.pending:
-            click.echo("", err=True)
-            self.pending = False
 
 
 @cli.command()
@@ -426,7 +395,7 @@ def wait(name, timeout):
     when ready, non-zero with the cause when it ends first. The job is never cancelled here."""
     from . import api
 
-    progress = _Progress()
+    progress = Progress()
     try:
         record = api.wait(name, timeout, progress)
     finally:

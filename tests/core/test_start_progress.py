@@ -97,24 +97,36 @@ def test_a_job_started_without_waiting_becomes_ready_in_status_and_wait_returns(
     assert ended.returncode == 1 and "job w1 has ended (CANCELLED" in ended.stderr
 
 
+def _lines_until(process: subprocess.Popen, text: str) -> str:
+    """The lines ``process`` writes on stderr up to the first holding ``text`` (or to its end)."""
+    seen = ""
+    for line in process.stderr:
+        seen += line
+        if text in line:
+            break
+    return seen
+
+
 def test_wait_establishes_readiness_itself_and_a_second_start_says_how_long_they_usually_take(isolated):
     gate = isolated / "gate"
     env = {"FAKE_START_GATE": str(gate)}
     assert vlaunch("up", *FAKE, "--name", "first", "--no-wait", env=env).returncode == 0
     waiting = subprocess.Popen([str(BIN / "vlaunch"), "wait", "first"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, **env})
-    time.sleep(2)
+    err = _lines_until(waiting, "vLLM: loading weights")
     gate.touch()
-    out, err = waiting.communicate(timeout=60)
+    out, rest = waiting.communicate(timeout=60)
+    err += rest
     assert waiting.returncode == 0, err
     assert "vLLM: loading weights" in err and "job first is ready" in out, err
     assert "usually" not in err  # no earlier start of this kind
     gate.unlink()
     second = subprocess.Popen([str(BIN / "vlaunch"), "up", *FAKE, "--name", "second"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
-    time.sleep(2)
+    err = _lines_until(second, "vLLM: loading weights")
     gate.touch()
-    _, err = second.communicate(timeout=60)
+    _, rest = second.communicate(timeout=60)
+    err += rest
     assert second.returncode == 0, err
     assert re.search(r"vLLM: loading weights \(usually ready in ~\d+ s \(1 earlier start\)\)", err), err
     starts = [json.loads(line) for line in (isolated / "state" / "starts.jsonl").read_text().splitlines()]

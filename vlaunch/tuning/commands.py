@@ -114,17 +114,18 @@ def _compare(profiles, wl, where, bench_options, json_, *, backend, model, sets,
              metric, write_name, force):
     from ..api import Overrides
     from ..errors import VlaunchError
+    from ..progress import Progress
     from .compare import compare, render_compare
 
     overrides = Overrides(sets=list(sets), model=model, vllm_args=shlex.split(vllm_args))
     say = (lambda line: click.echo(line, err=True)) if json_ else click.echo
 
-    def progress(event):
-        if event.status == "passed":
-            say(f"   {event.stage:<10} passed {event.seconds:6.1f}s  {event.detail}".rstrip())
-
-    result = compare(profiles, backend, overrides, wl, where=where, metric=metric, via=via,
-                     start_timeout=start_timeout, progress=progress, echo=say, bench_options=bench_options)
+    progress = Progress()
+    try:
+        result = compare(profiles, backend, overrides, wl, where=where, metric=metric, via=via,
+                         start_timeout=start_timeout, progress=progress, echo=say, bench_options=bench_options)
+    finally:
+        progress.close()
     _echo_lines([json.dumps(result, indent=2)] if json_ else render_compare(result))
     best = next((e for e in result["entries"] if e["profile"] == result["winner"]), None)
     if write_name and best:
