@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,3 +133,13 @@ def steady_clients(url: str, api_key: str, count: int, max_tokens: int = 1, join
         stop.set()
         for thread in threads:
             thread.join(join)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.5):
+    """Call ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (its last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

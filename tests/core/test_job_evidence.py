@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import fake_command, live_group_members, vlaunch
+from helpers import fake_command, live_group_members, vlaunch, wait_until
 from vlaunch import JobState
 from vlaunch.lifecycle import apply_status, ended_status
 from vlaunch.registry import JobRecord, Registry
@@ -41,16 +41,6 @@ def until_not_running(name: str, seconds: float) -> dict:
         if job["state"] != "RUNNING" or time.monotonic() > deadline:
             return job
         time.sleep(0.2)
-
-
-def wait_for(predicate, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
 
 
 # -- the markers, unit by unit ----------------------------------------------------------------------
@@ -156,7 +146,7 @@ def test_a_term_that_reaches_the_server_before_the_script_is_still_a_cancel(isol
     os.kill(json.loads((run / "rendezvous.json").read_text())["pid"], signal.SIGTERM)
     # Read the log file itself: the stubborn engine holds the script there 3 s, less than `vlaunch logs` can
     # take to start on a busy machine.
-    assert wait_for(lambda: "ending processes the server left" in (run / "server.log").read_text(), 20)
+    assert wait_until(lambda: "ending processes the server left" in (run / "server.log").read_text(), 20, 0.2)
     os.kill(int(job["native_id"]), signal.SIGTERM)
     state = until_not_running("ts", 20)
     assert state["state"] == "CANCELLED" and "SIGTERM" in state["reason"], state
@@ -178,7 +168,7 @@ def test_ctrl_c_during_up_cancels_and_says_so(isolated):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "FAKE_HEALTH_DELAY": "60"},  # and SIGINT ignored, as in a script's
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # background job
-    assert wait_for(lambda: (isolated / "state" / "runs" / "ci" / "rendezvous.json").exists(), 30)
+    assert wait_until(lambda: (isolated / "state" / "runs" / "ci" / "rendezvous.json").exists(), 30, 0.2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import BIN, fake_command, vlaunch
+from helpers import BIN, fake_command, vlaunch, wait_until
 from vlaunch.start_history import StartKey, record_start, slower_than_usual, usual, usual_words
 from vlaunch.start_phase import PHASES, gpu_kind, phases, vllm_version
 
@@ -64,22 +64,12 @@ def reason(name: str) -> dict:
     return json.loads(vlaunch("status", "--json", name).stdout)[0]
 
 
-def until(predicate, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    return predicate()
-
-
 def test_a_job_started_without_waiting_becomes_ready_in_status_and_wait_returns(isolated):
     gate = isolated / "gate"
     env = {"FAKE_START_GATE": str(gate)}
     up = vlaunch("up", *FAKE, "--name", "w1", "--no-wait", env=env)
     assert up.returncode == 0, up.stderr
-    held = until(lambda: (job := reason("w1")) and "loading weights" in (job["reason"] or "") and job)
+    held = wait_until(lambda: (job := reason("w1")) and "loading weights" in (job["reason"] or "") and job, 60)
     assert held and held["state"] == "RUNNING" and not held["ready_at"], held
     assert held["reason"].startswith("starting: ") and "vLLM: loading weights for " in held["reason"], held
     early = vlaunch("watch", "w1", "--once")
@@ -87,7 +77,7 @@ def test_a_job_started_without_waiting_becomes_ready_in_status_and_wait_returns(
     again = vlaunch("up", *FAKE, "--name", "w1", env=env)
     assert again.returncode != 0 and "job w1 is already RUNNING, not ready yet: `vlaunch wait w1`" in again.stderr
     gate.touch()
-    ready = until(lambda: (job := reason("w1"))["ready_at"] and job)
+    ready = wait_until(lambda: (job := reason("w1"))["ready_at"] and job, 60)
     assert ready and ready["state"] == "RUNNING" and ready["reason"] is None, ready
     waited = vlaunch("wait", "w1", "--timeout", "30")
     assert waited.returncode == 0 and "job w1 is ready: http://127.0.0.1:" in waited.stdout, waited.stderr

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from helpers import BIN, fake_command, vlaunch
+from helpers import BIN, fake_command, vlaunch, wait_until
 
 __all__ = ["FAKE", "ALL_GPUS", "require_rig", "state_env", "squeue", "job_pids", "alive", "wait_until", "records",
            "record", "wait_for_record", "path_without"]
@@ -57,16 +56,6 @@ def alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.5):
-    """Call ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def records(env: dict | None = None, *names: str) -> dict[str, dict]:
