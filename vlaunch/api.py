@@ -21,6 +21,7 @@ from .config.layers import Layer, Resolved, cli_layer, resolve_profile, validate
 from .config.values import check_one_line
 from .errors import (ConfigError, Interrupted, NotReady, SchedulerError, ServerDied, SubmitError, TransportError,
                      VlaunchError)
+from .lifecycle import let_go
 from .paths import state_dir
 from .plugins import PluginHost, get_host
 from .readiness import Readiness, StageEvent
@@ -274,7 +275,10 @@ def wait_ready(session: JobSession, timeout: float | None = None, keep: bool = F
         session.cancel("interrupted during vlaunch up")
         raise Interrupted(f"interrupted: job {name} cancelled") from None
     except (NotReady, ServerDied) as exc:
-        # A server that died is cancelled too: the scheduler may still hold the job (and its nodes).
+        # A server that died is cancelled too, once its job had a moment to end by itself: the scheduler
+        # may still hold the job (and its nodes).
+        if isinstance(exc, ServerDied) and not keep:
+            let_go(session.backend, session.record, session.transport)
         if not keep:
             session.cancel(f"cancelled by vlaunch up: {str(exc).splitlines()[0]}")
         suffix = "" if keep or isinstance(exc, ServerDied) else "; the job was cancelled (use --keep-on-failure to keep it)"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .registry import JobRecord, Registry
     from .transport import Transport
 
-__all__ = ["Backoff", "Liveness", "poll", "poll_backoff", "cancel_and_confirm", "request_cancel", "withdraw_cancel",
+__all__ = ["Backoff", "Liveness", "poll", "poll_backoff", "cancel_and_confirm", "let_go", "request_cancel", "withdraw_cancel",
            "apply_status", "ended_status",
            "marker_exit_code", "EXIT_MARKER", "SIGNAL_MARKER"]
 
@@ -50,6 +50,8 @@ KILL_WAIT = 5.0
 #: How long a cancelled batch job's script may take, after the scheduler let the job go, to write its exit
 #: marker (it does once every process of the server has ended: up to 1 s of TERM, then KILL, per node).
 SCRIPT_END_WAIT = 15.0
+#: How long a job whose server ended by itself may take to leave its scheduler's list before it is cancelled.
+SELF_END_WAIT = 5.0
 #: Seconds between the look that misses a live job and the look that confirms it is gone.
 CONFIRM_GAP = 1.0
 #: How long waiting callers keep retrying observations that fail before they give up.
@@ -271,6 +273,15 @@ def _await_script_end(backend: Backend, job: JobRecord, transport: Transport) ->
         return
     checks, started = Backoff(*CANCEL_CHECK), time.monotonic()
     while transport.read_file(job.path(EXIT_MARKER)) is None and time.monotonic() - started < limit:
+        time.sleep(checks.next())
+
+
+def let_go(backend: Backend, job: JobRecord, transport: Transport, seconds: float = SELF_END_WAIT) -> None:
+    """Give a job whose server ended by itself (its exit marker is there) up to ``seconds`` to leave its
+    scheduler's list of live jobs, as it does once the script exits: a cancel sent meanwhile would turn
+    the scheduler's record of a failure into a cancellation."""
+    checks, started = Backoff(*CANCEL_CHECK), time.monotonic()
+    while time.monotonic() - started < seconds and backend.live_view(job, transport) is not None:
         time.sleep(checks.next())
 
 
