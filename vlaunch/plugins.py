@@ -132,7 +132,7 @@ class PluginHost:
         if info is None:
             known = ", ".join(sorted(self.transports)) or "none"
             raise TransportError(f"no plugin provides a {name!r} transport (installed: {known};"
-                                 " is vlaunch[ssh] installed?)")
+                                 " is paramiko installed? pip install paramiko)")
         try:
             validated = info.kind.spec_model.model_validate({k: v for k, v in spec.items() if k != "kind"})
         except ValidationError as exc:

@@ -38,7 +38,7 @@ def program() -> str:
     found = beside if os.access(beside, os.X_OK) else shutil.which(PROGRAM)
     if not found:
         raise ConfigError(f"replicas need vLLM's router, and {PROGRAM} is not installed here: pip install"
-                          " 'vlaunch[router]' (or pip install vllm-router)")
+                          " vllm-router (from vlaunch's checkout: pip install '.[router]')")
     return found
 
 

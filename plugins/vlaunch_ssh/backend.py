@@ -73,7 +73,7 @@ def preflight_script(setup: list[str], command: list[str]) -> str:
 
 
 #: How to get paramiko, which the SSH transport needs (a plain ``pip install vlaunch`` leaves it out).
-PARAMIKO_HINT = "pip install 'vlaunch[ssh]'"
+PARAMIKO_HINT = "pip install paramiko"
 
 
 class SSHBackend(ProcessBackend):

@@ -68,11 +68,11 @@ def test_without_paramiko_ssh_is_unusable_and_up_says_what_to_install(isolated, 
     listing = vlaunch("backends", env=without_paramiko)
     assert listing.returncode == 0, listing.stderr
     ssh_line = next(line for line in listing.stdout.splitlines() if line.startswith("ssh "))
-    assert ssh_line.endswith("UNUSABLE here, needs: paramiko (pip install 'vlaunch[ssh]')")
+    assert ssh_line.endswith("UNUSABLE here, needs: paramiko (pip install paramiko)")
     local_line = next(line for line in listing.stdout.splitlines() if line.startswith("local "))
     assert "UNUSABLE" not in local_line
     result = vlaunch("up", "-p", "cpu-tiny", "--on", "gpubox", "-m", "m", "--no-check-flags", env=without_paramiko)
-    assert_one_line_error(result, "ssh to gpubox needs paramiko, which this Python lacks: pip install 'vlaunch[ssh]'")
+    assert_one_line_error(result, "ssh to gpubox needs paramiko, which this Python lacks: pip install paramiko")
     assert result.returncode != 70
     assert vlaunch("status", "--json", env=without_paramiko).stdout.strip() in ("[]", "")
 

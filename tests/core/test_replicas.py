@@ -195,7 +195,7 @@ def test_a_missing_router_is_named_before_anything_is_submitted(monkeypatch, cap
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == ("error: replicas need vLLM's router, and vllm-router-not-installed is not installed here: pip"
-                   " install 'vlaunch[router]' (or pip install vllm-router)")
+                   " install vllm-router (from vlaunch's checkout: pip install '.[router]')")
     assert vlaunch("status").stdout.strip() == "no jobs"
 
 
