@@ -194,9 +194,11 @@ def up(profile: str, backend: str = "local", overrides: Overrides | None = None,
         raise ConfigError(f"profile {profile!r} names no model: pass --model or set server.model")
     if notice and prepared.resolved.fallback:
         notice(prepared.resolved.fallback)
+    registry = registry or Registry()
+    if name:  # before the slower checks: a name in use is the first thing to say
+        _check_name_free(registry, check_name(name))
     if check_flags:
         check_vllm_flags(prepared)
-    registry = registry or Registry()
     transport = prepared.host.transport(prepared.transport_spec(via))
     try:
         _check_port_free(prepared, transport)
@@ -252,8 +254,9 @@ def _check_name_free(registry: Registry, name: str) -> None:
         return
     record, quoted = registry.get(name), shlex.quote(name)
     if record.state.is_final:
-        raise SubmitError(f"job {name} has ended ({record.state.value}) but its record keeps the name: `vlaunch forget"
-                          f" {quoted}` frees it, or choose another --name")
+        raise SubmitError(f"job {name} has ended ({record.state.value}); its record and run directory ({record.run_dir})"
+                          f" keep the name: choose another --name, or `vlaunch forget {quoted}` and remove that"
+                          " directory")
     where = (f"ready at {record.endpoint}/v1: `vlaunch env {quoted}` points clients at it" if record.ready_at
              else f"not ready yet: `vlaunch wait {quoted}` waits for it")
     raise SubmitError(f"job {name} is already {record.state.value}, {where}; `vlaunch down {quoted}` stops it")
@@ -278,7 +281,10 @@ def wait_ready(session: JobSession, timeout: float | None = None, keep: bool = F
         # A server that died is cancelled too, once its job had a moment to end by itself: the scheduler
         # may still hold the job (and its nodes).
         if isinstance(exc, ServerDied) and not keep:
-            let_go(session.backend, session.record, session.transport)
+            try:
+                let_go(session.backend, session.record, session.transport)
+            except VlaunchError:  # not observable now: the cancel below asks again
+                pass
         if not keep:
             session.cancel(f"cancelled by vlaunch up: {str(exc).splitlines()[0]}")
         suffix = "" if keep or isinstance(exc, ServerDied) else "; the job was cancelled (use --keep-on-failure to keep it)"
@@ -288,14 +294,21 @@ def wait_ready(session: JobSession, timeout: float | None = None, keep: bool = F
 
 
 def _mark_ready(session: JobSession, log_text: str) -> None:
-    """Record that the job is ready, and how long its start took (:mod:`vlaunch.start_history`)."""
+    """Record that the job is ready (under the registry's lock, changing nothing else of the record: another
+    vlaunch may be stopping it), and, by the one caller that marked it, how long its start took."""
     from .start_history import record_start
 
-    if session.record.ready_at:
-        return
-    session.record.ready_at, session.record.reason = now_iso(), None
-    session.registry.save(session.record)
-    record_start(session.record, log_text, time.time())
+    marked = []
+
+    def ready(record: JobRecord) -> None:
+        if not record.ready_at:
+            record.ready_at, record.reason = now_iso(), None
+            marked.append(True)
+
+    stored = session.registry.update(session.record.name, ready)
+    session.record.ready_at, session.record.reason = stored.ready_at, stored.reason
+    if marked and not session.record.serves:
+        record_start(session.record, log_text, time.time())
 
 
 def wait(name: str, timeout: float | None = None, progress=None, registry: Registry | None = None) -> JobRecord:
@@ -358,16 +371,15 @@ def look(session: JobSession) -> list[str]:
     """Establish readiness for a running job not ready yet, whoever started it: one look through the
     stages ``up`` waits for (:meth:`Readiness.look`); ready once all pass, else the reason says what holds it
     and what vLLM is doing. A look that cannot be made is a problem to report, never a new state."""
-    readiness = Readiness(session)
+    readiness, name = Readiness(session), session.record.name
     try:
         holding = readiness.look()
-    except VlaunchError as exc:
-        return [f"{session.record.name}: cannot look at its server: {exc}"]
+    except (VlaunchError, OSError) as exc:
+        return [f"{name}: cannot tell whether its server answers yet: {exc}"]
     if holding is None:
         _mark_ready(session, readiness.start.text)
     elif holding != session.record.reason:
-        session.record.reason = holding
-        session.registry.save(session.record)
+        session.record.reason = session.registry.update(name, lambda r: setattr(r, "reason", holding)).reason
     return []
 
 

@@ -363,9 +363,9 @@ def _group_lines(group, members) -> list[str]:
 
 
 def _watch(names) -> int:
-    """Redraw the table (in place on a terminal, else whenever a state changes) at the lifecycle's watch
-    cadence until every job is ready or ended; the exit status of the last refresh."""
-    import time
+    """Redraw the table (in place on a terminal, else whenever a state or a reason changes, its timers aside)
+    at the lifecycle's watch cadence until every job is ready or ended; the exit status of the last refresh."""
+    import re
 
     from . import api
     from .lifecycle import WATCH_POLL, Backoff
@@ -377,7 +377,7 @@ def _watch(names) -> int:
             click.echo(f"warning: {problem}", err=True)
         warned = set(problems)
         lines = _table_lines(records) if records else ["no jobs"]
-        states = [(r.name, r.state, bool(r.ready_at), r.reason) for r in records]
+        states = [(r.name, r.state, bool(r.ready_at), re.sub(r"\d+ s\b", "", r.reason or "")) for r in records]
         if tty or states != seen:
             click.echo((f"\x1b[{drawn}F\x1b[J" if tty and drawn else "") + "\n".join(lines))
             drawn, seen = len(lines), states

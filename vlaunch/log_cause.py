@@ -4,8 +4,8 @@ vLLM's last log lines after a crash are teardown noise (triton's "leaked functio
 tracker warnings); the lines that name the death sit higher up. :func:`find_cause` looks for them, most
 telling first: a process that died of a signal (``Worker proc VllmWorker-0 died unexpectedly (exit code:
 -4)``), a fatal error of the interpreter (``Fatal Python error: Illegal instruction``), running out of
-memory, a program or module the job could not find, the last line of a Python traceback, then vLLM's first ``ERROR`` line. A signal is named with
-what it usually means (:func:`signal_words`).
+memory, the last line of a Python traceback, a program or module the job could not find, then vLLM's
+first ``ERROR`` line. A signal is named with what it usually means (:func:`signal_words`).
 
 Only a server that failed is read this way: vLLM may log an ``EngineDeadError`` traceback during a normal
 shutdown, so a stop that was asked for stays clean whatever its log says.
@@ -121,7 +121,8 @@ def _fatal(lines: list[str]) -> LogCause | None:
 def _out_of_memory(lines: list[str]) -> LogCause | None:
     for line in reversed(lines):
         message = _message(line)
-        if _OOM.search(message) and (_EXCEPTION.match(message) or _PREFIX.match(line)):
+        logged = _PREFIX.match(line)
+        if _OOM.search(message) and (_EXCEPTION.match(message) or logged and logged["level"] in ("ERROR", "CRITICAL")):
             return LogCause(f"out of memory: {_short(message)}", [_short(line)])
     return None
 
@@ -153,7 +154,7 @@ def _error(lines: list[str]) -> LogCause | None:
 def find_cause(text: str) -> LogCause | None:
     """The cause a server log gives for the server's end, most telling first; None when it names none."""
     lines = text.splitlines()
-    for finder in (_died, _fatal, _out_of_memory, _not_started, _exception, _error):
+    for finder in (_died, _fatal, _out_of_memory, _exception, _not_started, _error):
         if cause := finder(lines):
             return cause
     return None

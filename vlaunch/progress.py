@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import click
@@ -30,6 +31,9 @@ class Progress:
                 click.echo(text, err=True)
             self._said = said
             return
+        if event.status == "waiting":  # one row, or the redraw would leave the wrapped rows behind
+            width = shutil.get_terminal_size().columns - 1
+            text = text if len(text) <= width else text[:max(0, width - 3)] + "..."
         click.echo("\r\033[K" if self.pending else "", nl=False, err=True)
         click.echo(text, nl=event.status != "waiting", err=True)
         self.pending = event.status == "waiting"

@@ -50,24 +50,30 @@ class StartReader:
         self._offset = 0
         self._usual = None
         self._key = None
+        self._phases = []
 
     def read(self) -> None:
-        """Take in what the log gained since the last read."""
-        chunk = self.session.read_log(self._offset)
-        self._offset += len(chunk)
-        self.text += chunk.decode(errors="replace")
-
-    def now(self) -> tuple[str, float, str]:
-        """``(phase, seconds in it, expectation)``; ``("", 0, "")`` before the log shows one."""
-        from .start_history import key_for, slower_than_usual, usual, usual_words
+        """Take in what the log gained since the last read (and what it says of the start)."""
+        from .start_history import key_for, usual
         from .start_phase import phases
 
-        found = phases(self.text)
+        chunk = self.session.read_log(self._offset)
+        if not chunk and self._offset:
+            return
+        self._offset += len(chunk)
+        self.text += chunk.decode(errors="replace")
+        self._phases = phases(self.text)
+        key = key_for(self.session.record, self.text)
+        if self._phases and key != self._key:  # asked again once the log names the vLLM version and GPUs
+            self._usual, self._key = usual(key), key
+
+    def now(self) -> tuple[str, float, str]:
+        """``(phase, seconds in it, expectation)`` as of the last read; ``("", 0, "")`` before the log shows one."""
+        from .start_history import slower_than_usual, usual_words
+
+        found = self._phases
         if not found:
             return "", 0.0, ""
-        key = key_for(self.session.record, self.text)
-        if key != self._key:  # asked again once the log names the vLLM version and GPUs
-            self._usual, self._key = usual(key), key
         seconds = max(0.0, time.time() - found[-1].began)
         return found[-1].name, seconds, slower_than_usual(found[-1].name, seconds, self._usual) or usual_words(self._usual)
 
@@ -159,18 +165,23 @@ class Readiness:
                 raise self._timeout("queued", started, last_reason or "")
             time.sleep(self.liveness.backoff.gap)
 
+    def _rendezvous(self) -> dict | None:
+        """Where the job's server listens (host, port, pid), once the job has published it whole."""
+        raw = self.session.transport.read_file(self.record.path("rendezvous.json"))
+        try:
+            where = json.loads(raw) if raw else None
+            return where if all(where[k] is not None for k in ("host", "port", "pid")) else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
     def _process(self, started: float, limit: float) -> dict:
         while True:
             self._waiting("process", started, "waiting for the job to publish its address")
-            raw = self.session.transport.read_file(self.record.path("rendezvous.json"))
-            if raw:
-                try:
-                    where = json.loads(raw)
-                    self.progress(StageEvent("process", "passed", time.monotonic() - started,
-                                             f"pid {where['pid']} on {where['host']}, port {where['port']}"))
-                    return where
-                except (ValueError, KeyError):
-                    pass
+            where = self._rendezvous()
+            if where:
+                self.progress(StageEvent("process", "passed", time.monotonic() - started,
+                                         f"pid {where['pid']} on {where['host']}, port {where['port']}"))
+                return where
             self._check_alive("process", started)
             if time.monotonic() > limit:
                 raise self._timeout("process", started, "no rendezvous file")
@@ -218,11 +229,7 @@ class Readiness:
         ready), else what holds it (the first stage that did not pass) and vLLM's phase. For ``status``."""
         self.start.read()
         phase = self.start.words()
-        raw = self.session.transport.read_file(self.record.path("rendezvous.json"))
-        try:
-            where = json.loads(raw) if raw else None
-        except ValueError:
-            where = None
+        where = self._rendezvous()
         if not where:
             return "; ".join(filter(None, ["starting: no address published yet", phase]))
         base_url = self.session.publish(where)

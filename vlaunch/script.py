@@ -64,8 +64,8 @@ def _header(job: JobSpec, backend: Backend) -> str:
         'exec >>"$' + RUN_DIR_VAR + '/server.log" 2>&1',
         # The epoch and the node's local time place vLLM's time stamps on any clock (vlaunch/start_phase.py).
         'echo "vlaunch: job starting on $(hostname) at $(date \'+%a %b %e %T %Z %Y (epoch %s, local %m-%d %T)\')"',
-        'if command -v nvidia-smi >/dev/null 2>&1; then'
-        ' echo "vlaunch: GPUs: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd, -)"; fi',
+        'if command -v nvidia-smi >/dev/null 2>&1; then echo "vlaunch: GPUs: $(timeout 20 nvidia-smi'
+        ' --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd, -)"; fi',
     ])
 
 

@@ -1,6 +1,6 @@
 """How long starts usually take: each ready start's phase times, kept in the state dir and keyed by what
 makes starts alike (backend, profile, model, vLLM version, GPUs), so ``up``, ``wait`` and ``status`` can
-say "usually ready in ~95 s (3 earlier starts)" and which phase is slower than usual.
+say "usually ready in ~95 s, from 3 earlier starts" and which phase is slower than usual.
 
 One JSON line per start in ``starts.jsonl``; the newest :data:`KEPT` starts of a kind count.
 """
@@ -64,49 +64,61 @@ def _path():
     return state_dir() / "starts.jsonl"
 
 
-def record_start(record, log_text: str, ready_at: float) -> None:
-    """Keep the phase times of a start that became ready at ``ready_at`` (epoch seconds); a log without
-    phases (an old job script) is not kept."""
+def record_start(record, log_text: str, seen_ready: float) -> None:
+    """Keep the phase times of a start seen ready at ``seen_ready`` (epoch seconds): it ended when vLLM
+    said its API server was up, where the log says so (a job looked at long after is not counted as slow).
+    A log without phases (an old job script) is not kept; the history is a help, so a state directory
+    that cannot be written costs only this start."""
     found = phases(log_text)
     if not found:
         return
+    ready_at = found[-1].began if found[-1].name == "ready" else seen_ready
     key = key_for(record, log_text)
     line = {**key.as_dict(), "vllm": key.vllm or "unknown", "gpus": gpu_kind(log_text), "job": record.name,
             "ready": round(ready_at - found[0].began, 1), "phases": durations(found, ready_at)}
     path = _path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        handle.write(json.dumps(line) + "\n")
-
-
-def usual(key: StartKey) -> Usual | None:
-    """The median of the newest earlier starts of ``key``'s kind, or None when there were none."""
     try:
-        text = _path().read_text()
-    except FileNotFoundError:
-        return None
-    wanted = {k: v for k, v in key.as_dict().items() if v is not None}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+    except OSError:
+        pass
+
+
+def _starts(text: str, wanted: dict) -> list[dict]:
+    """The recorded starts that match ``wanted``; a line that is not one (cut by a crash, edited) is skipped."""
     starts = []
     for line in text.splitlines():
         try:
             start = json.loads(line)
         except ValueError:
-            continue  # a line cut by a crash costs that start, not the history
-        if all(start.get(k) == v for k, v in wanted.items()):
+            continue
+        if (isinstance(start, dict) and isinstance(start.get("phases"), dict)
+                and isinstance(start.get("ready"), (int, float)) and all(start.get(k) == v for k, v in wanted.items())):
             starts.append(start)
-    starts = starts[-KEPT:]
+    return starts
+
+
+def usual(key: StartKey) -> Usual | None:
+    """The median of the newest earlier starts of ``key``'s kind (each phase over the starts that had it),
+    or None when there were none."""
+    try:
+        text = _path().read_text()
+    except OSError:
+        return None
+    starts = _starts(text, {k: v for k, v in key.as_dict().items() if v is not None})[-KEPT:]
     if not starts:
         return None
     names = {name for start in starts for name in start["phases"]}
     return Usual(len(starts), statistics.median(s["ready"] for s in starts),
-                 {n: statistics.median(s["phases"].get(n, 0.0) for s in starts) for n in names})
+                 {n: statistics.median(s["phases"][n] for s in starts if n in s["phases"]) for n in names})
 
 
 def usual_words(found: Usual | None) -> str:
-    """``usually ready in ~95 s (3 earlier starts)``, or nothing."""
+    """``usually ready in ~95 s, from 3 earlier starts``, or nothing."""
     if found is None:
         return ""
-    return f"usually ready in ~{found.ready:.0f} s ({found.starts} earlier start{'s' if found.starts > 1 else ''})"
+    return f"usually ready in ~{found.ready:.0f} s, from {found.starts} earlier start{'s' if found.starts > 1 else ''}"
 
 
 def slower_than_usual(phase: str, seconds: float, found: Usual | None) -> str:

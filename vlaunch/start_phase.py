@@ -2,13 +2,14 @@
 
 The job script's first line gives the job's start in epoch seconds and in the node's local time
 (``vlaunch: job starting on HOST at ... (epoch 1765142586, local 12-07 21:23:06)``); vLLM stamps its lines
-in the node's local time without a year or zone (``INFO 12-07 21:23:40 [...]``), so the pair places every
-vLLM line on this machine's clock. A phase begins at the first line that marks it; lines without a stamp
+in the node's local time without a year or zone (``INFO 12-07 21:23:40 [...]``), so the pair turns every
+stamp into epoch seconds (by the node's clock, which a cluster keeps in step with the login node's). A phase begins at the first line that marks it; lines without a stamp
 (a progress bar) take the last stamp seen. Phases only move forward (several engines each load weights).
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,23 +41,30 @@ class Phase:
     began: float
 
 
+#: Seconds in the leap year the stamps are read in, and half of it: a stamp further back than that from
+#: the job's start is in the next year (a start that crossed New Year).
+_YEAR = 366 * 86400
+
+
 def _local_seconds(stamp: str) -> float:
-    """``MM-DD HH:MM:SS`` as seconds in an arbitrary leap year (only differences are used)."""
-    return datetime.strptime(f"2024-{stamp}", "%Y-%m-%d %H:%M:%S").timestamp()
+    """``MM-DD HH:MM:SS`` as seconds in a leap year, as if UTC (only differences are used: no zone, no DST)."""
+    return float(calendar.timegm(datetime.strptime(f"2024-{stamp}", "%Y-%m-%d %H:%M:%S").timetuple()))
 
 
 def phases(text: str) -> list[Phase]:
-    """The phases the log shows so far, oldest first; empty without the job script's start line (an old
-    script, or a log that is not a vLLM job's)."""
-    found, offset, stamp = [], None, None
+    """The phases the log shows so far, oldest first, of the job's last start (a requeued job starts again
+    in the same log); empty without the job script's start line (an old script, or not a vLLM job's log)."""
+    found, start_local, epoch, stamp = [], None, 0.0, None
     for line in text.splitlines():
-        if offset is None:
-            if start := _START.match(line):
-                offset = float(start["epoch"]) - _local_seconds(start["local"])
-                found.append(Phase(PHASES[0], float(start["epoch"])))
+        if start := _START.match(line):
+            start_local, epoch, stamp = _local_seconds(start["local"]), float(start["epoch"]), None
+            found = [Phase(PHASES[0], epoch)]
+            continue
+        if start_local is None:
             continue
         if seen := _STAMP.search(line):
-            stamp = _local_seconds(seen["stamp"]) + offset
+            since = _local_seconds(seen["stamp"]) - start_local
+            stamp = epoch + (since + _YEAR if since < -_YEAR / 2 else since)
             if len(found) == 1:
                 found.append(Phase(PHASES[1], stamp))
         if stamp is None:

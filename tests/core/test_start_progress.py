@@ -44,20 +44,25 @@ def test_history_gives_the_median_of_earlier_starts_of_the_same_kind(isolated):
         config = {"server": {"model": "/models/tiny"}}
 
     start = phases(LOG)[0].began
+    before_ready = LOG[:LOG.index("INFO:     Application startup complete")]  # ready when the look saw it
     key = StartKey("local", "cpu-tiny", "/models/tiny", "0.32.0", "none")
     assert usual(key) is None and usual_words(None) == ""
     assert usual(StartKey("local", "cpu-tiny", "/models/tiny", None, None)) is None
     for ready_after in (80, 100, 90):
-        record_start(Record(), LOG, start + ready_after)
+        record_start(Record(), before_ready, start + ready_after)
     found = usual(key)
     assert found.starts == 3 and found.ready == 90
-    assert usual_words(found) == "usually ready in ~90 s (3 earlier starts)"
+    assert usual_words(found) == "usually ready in ~90 s, from 3 earlier starts"
     assert usual(StartKey("slurm", "cpu-tiny", "/models/tiny", "0.32.0", "none")) is None
     assert usual(StartKey("local", "cpu-tiny", "/models/tiny", "0.33.0", "none")) is None
     assert usual(StartKey("local", "cpu-tiny", "/models/tiny", None, None)).starts == 3  # before the log names them
     typical = found.phases["loading weights"]
     assert slower_than_usual("loading weights", typical + 1, found) == ""
     assert slower_than_usual("loading weights", typical * 2 + 30, found) == f"usually {typical:.0f} s"
+    record_start(Record(), LOG, start + 86400)  # looked at a day later: ready when vLLM said so
+    with (isolated / "state" / "starts.jsonl").open("a") as history:
+        history.write('[1]\n{"ready": 1}\nnot json\n')  # not starts: skipped, not fatal
+    assert usual(key).starts == 4 and usual(key).ready < 90
 
 
 def reason(name: str) -> dict:
@@ -118,7 +123,7 @@ def test_wait_establishes_readiness_itself_and_a_second_start_says_how_long_they
     _, rest = second.communicate(timeout=60)
     err += rest
     assert second.returncode == 0, err
-    assert re.search(r"vLLM: loading weights \(usually ready in ~\d+ s \(1 earlier start\)\)", err), err
+    assert re.search(r"vLLM: loading weights \(usually ready in ~\d+ s, from 1 earlier start\)", err), err
     starts = [json.loads(line) for line in (isolated / "state" / "starts.jsonl").read_text().splitlines()]
     assert [s["job"] for s in starts] == ["first", "second"] and starts[0]["vllm"] == "0.32.0"
     assert list(starts[0]["phases"]) == ["starting Python", "starting the engine", "loading weights",

@@ -118,9 +118,12 @@ def _compare(profiles, wl, where, bench_options, json_, *, backend, model, sets,
     from .compare import compare, render_compare
 
     overrides = Overrides(sets=list(sets), model=model, vllm_args=shlex.split(vllm_args))
-    say = (lambda line: click.echo(line, err=True)) if json_ else click.echo
-
     progress = Progress()
+
+    def say(line: str) -> None:
+        progress.close()  # a waiting line left open ends first
+        click.echo(line, err=json_)
+
     try:
         result = compare(profiles, backend, overrides, wl, where=where, metric=metric, via=via,
                          start_timeout=start_timeout, progress=progress, echo=say, bench_options=bench_options)

@@ -69,13 +69,12 @@ def open_job(name: str) -> Iterator[LiveJob]:
         record = session.record
         if not record.state.is_final:
             session.refresh()
-        if record.state is JobState.RUNNING and not record.ready_at:
-            api.look(session)
+        problems = api.look(session) if record.state is JobState.RUNNING and not record.ready_at else []
         if record.state.is_final:
             why = f": {record.reason}" if record.reason else ""
             raise VlaunchError(f"job {name} has ended ({record.state.value}{why}); there is no server to measure")
         if not record.ready_at or not record.endpoint:
-            why = f": {record.reason}" if record.reason else ""
+            why = f": {'; '.join(problems) or record.reason}" if problems or record.reason else ""
             raise VlaunchError(f"job {name} is not ready yet ({record.state.value}{why}); `vlaunch wait"
                                f" {shlex.quote(name)}` waits for it")
         yield LiveJob(session, session.local_url(), session.registry.key(name))

@@ -9,7 +9,7 @@ cd -- "$VLAUNCH_RUN_DIR" || exit 1
 rm -f exit_code signalled lost rendezvous.json
 exec >>"$VLAUNCH_RUN_DIR/server.log" 2>&1
 echo "vlaunch: job starting on $(hostname) at $(date '+%a %b %e %T %Z %Y (epoch %s, local %m-%d %T)')"
-if command -v nvidia-smi >/dev/null 2>&1; then echo "vlaunch: GPUs: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd, -)"; fi
+if command -v nvidia-smi >/dev/null 2>&1; then echo "vlaunch: GPUs: $(timeout 20 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | paste -sd, -)"; fi
 echo "vlaunch: PBS job ${PBS_JOBID:-?} in queue ${PBS_QUEUE:-?}"
 # environment
 export VLLM_CACHE_ROOT="$HOME"/.cache/vlaunch/vllm
