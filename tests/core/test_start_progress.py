@@ -128,6 +128,7 @@ def test_wait_establishes_readiness_itself_and_a_second_start_says_how_long_they
     assert [s["job"] for s in starts] == ["first", "second"] and starts[0]["vllm"] == "0.32.0"
     assert list(starts[0]["phases"]) == ["starting Python", "starting the engine", "loading weights",
                                          "profiling memory", "starting the API server", "ready"]
+    assert vlaunch("down", "first", "second").returncode == 0
 
 
 def _read_pty(fd: int, until_text: str, seconds: float) -> str:
