@@ -139,8 +139,12 @@ def test_bench_on_the_target_agrees_with_vllms_own_benchmark(server, tiny_model,
     # in every sample while it generated, as the watch test above notes), and the CPU of each role is seen.
     seen = summary["server"]
     assert seen["samples"] >= 5 and "running" in seen and "waiting" in seen, seen
-    cores = seen["cpu_busiest_cores"]
-    assert cores["api_server"] > 0 and cores["engine_core"] > 0 and cores["client"] > 0, seen
+    assert {"api_server", "engine_core", "client"} <= set(seen["cpu_busiest_cores"]), seen
+    # Each role's CPU is seen in some sample. Not its median: with no running request reported, every sample
+    # counts as busy, and those of the client's start-up (seconds of imports, the server idle) can be most.
+    most = {role: max(s["cpu"][role]["busiest"] for s in summary["samples"] if role in s.get("cpu", {}))
+            for role in ("api_server", "engine_core", "client")}
+    assert all(cores > 0 for cores in most.values()), (most, seen)
     assert all("t" in sample for sample in summary["samples"]) and "gpu_util_pct" not in seen  # no GPU here
 
 
