@@ -366,6 +366,7 @@ def _watch(names) -> int:
     """Redraw the table (in place on a terminal, else whenever a state or a reason changes, its timers aside)
     at the lifecycle's watch cadence until every job is ready or ended; the exit status of the last refresh."""
     import re
+    import shutil
 
     from . import api
     from .lifecycle import WATCH_POLL, Backoff
@@ -377,6 +378,9 @@ def _watch(names) -> int:
             click.echo(f"warning: {problem}", err=True)
         warned = set(problems)
         lines = _table_lines(records) if records else ["no jobs"]
+        if tty:  # one row per line, or moving up `drawn` rows would leave the wrapped ones behind
+            width = shutil.get_terminal_size().columns - 1
+            lines = [line if len(line) <= width else line[:max(0, width - 3)] + "..." for line in lines]
         states = [(r.name, r.state, bool(r.ready_at), re.sub(r"\d+ s\b", "", r.reason or "")) for r in records]
         if tty or states != seen:
             click.echo((f"\x1b[{drawn}F\x1b[J" if tty and drawn else "") + "\n".join(lines))

@@ -180,3 +180,23 @@ def test_on_a_terminal_an_interrupt_starts_on_a_line_of_its_own(isolated):
     finally:
         process.wait(timeout=30)
         os.close(screen)
+
+
+def test_status_watch_on_a_terminal_keeps_each_row_to_its_width(isolated):
+    """A starting job's reason is long; a wrapped row would be left behind by each redraw."""
+    assert vlaunch("up", *FAKE, "--name", "narrow", "--no-wait", env={"FAKE_START_GATE": str(isolated / "gate")}).returncode == 0
+    main, child = pty.openpty()
+    watch = subprocess.Popen([str(BIN / "vlaunch"), "status", "--watch"], stdin=child, stdout=child, stderr=child,
+                             env={**os.environ, "COLUMNS": "80", "LINES": "24"}, start_new_session=True)
+    os.close(child)
+    try:
+        shown = _read_pty(main, "...", 60)  # the starting job's row, cut to the width
+        shown += _read_pty(main, "\x00", 3)  # a few redraws
+        rows = re.split(r"\x1b\[\d+F\x1b\[J|\r?\n", shown.replace("\r\n", "\n"))
+        assert any(row.startswith("narrow ") and row.endswith("...") for row in rows), shown
+        assert all(len(row) < 80 for row in rows), [row for row in rows if len(row) >= 80]
+    finally:
+        watch.send_signal(signal.SIGINT)
+        watch.wait(timeout=30)
+        os.close(main)
+        assert vlaunch("down", "narrow").returncode == 0
